@@ -1,0 +1,48 @@
+# Lantian: every target sets up what it needs. `make demo` and `make test` are the quick start.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat requirements/server.lock pyproject.toml | cksum | cut -d' ' -f1)
+
+.PHONY: demo demo-month test test-all lint format bench bench-agent lock clean distributed setup
+
+setup: $(STAMP)
+
+$(STAMP): requirements/server.lock pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "make: $(PYTHON) not found; install Python 3.11"; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo ">> installing pinned dependencies into $(VENV) (first time: about 2 minutes)"
+	@$(BIN)/pip install -q --disable-pip-version-check -r requirements/server.lock 2>&1 | grep -v "^WARNING: Location" || true
+	@$(BIN)/pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e . 2>&1 | grep -v "^WARNING: Location" || true
+	@$(BIN)/python -c "import airflow.sdk, great_expectations, serial, fastapi, lantian" >/dev/null 2>&1 || { echo "make: dependency install failed"; exit 1; }
+	@rm -f $(VENV)/.installed-*; touch $@
+
+demo: $(STAMP)
+	$(BIN)/lantian demo $(DEMO_ARGS)
+
+demo-month: $(STAMP)
+	$(BIN)/lantian demo --month
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not distributed" $(PYTEST_ARGS)
+
+test-all: $(STAMP)
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+lock:
+	$(PYTHON) -m venv /tmp/lantian-lock && /tmp/lantian-lock/bin/pip install -q -r requirements/server.in
+	{ echo "# Pinned central-side environment (Python 3.11). Regenerate with 'make lock' after editing server.in."; /tmp/lantian-lock/bin/pip freeze; } > requirements/server.lock
+
+clean:
+	rm -rf var out .pytest_cache

@@ -1,0 +1,164 @@
+"""Warehouse tables (docs/ARCHITECTURE.md → "Tables the pipeline reads and writes").
+
+One definition serves SQLite and PostgreSQL. Registry tables keep the bureau's CSV text as sent;
+the rules convert types where they use them.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+METADATA = sa.MetaData()
+
+REGISTRY_COLUMNS: dict[str, list[str]] = {
+    "subdistricts": ["subdistrict_id", "name"],
+    "enterprises": ["enterprise_id", "name", "subdistrict_id", "industry"],
+    "stacks": ["stack_id", "enterprise_id", "name", "height_m", "fuel", "o2_ref_pct", "device_id"],
+    "stack_limits": [
+        "stack_id",
+        "pollutant",
+        "limit_mg_m3",
+        "o2_ref_pct",
+        "valid_from",
+        "valid_to",
+        "standard",
+        "category",
+        "source",
+    ],
+    "stations": ["station_id", "device_id", "subdistrict_id", "name", "lat", "lon", "install_date"],
+    "gas_stations": [
+        "gas_station_id",
+        "name",
+        "subdistrict_id",
+        "annual_gasoline_sales_t",
+        "has_online_monitor",
+        "device_id",
+        "nozzles",
+    ],
+    "rsd_units": ["unit_id", "device_id", "site", "subdistrict_id", "calibrated_until"],
+    "vehicles": [
+        "plate",
+        "owner",
+        "transport_enterprise",
+        "key_enterprise",
+        "fuel_type",
+        "gross_weight_t",
+        "emission_standard",
+    ],
+    "devices": [
+        "device_id",
+        "family",
+        "stream",
+        "owner_id",
+        "crc_mode",
+        "units",
+        "install_date",
+        "pw",
+    ],
+}
+REGISTRY_TABLES = tuple(REGISTRY_COLUMNS)
+
+for _name, _columns in REGISTRY_COLUMNS.items():
+    sa.Table(_name, METADATA, *(sa.Column(c, sa.Text, nullable=True) for c in _columns))
+
+TIME_COLUMNS = {"data_time", "received_at", "hour_start", "built_at", "started_at"}
+JSON_COLUMNS = {"reading_ids", "raw_sha256s", "unexpected_ids"}
+
+
+def _day() -> sa.Column:
+    return sa.Column("day", sa.Text, nullable=False, index=True)
+
+
+sa.Table(
+    "measurements",
+    METADATA,
+    sa.Column("reading_id", sa.Text, nullable=False),
+    sa.Column("batch_id", sa.Text),
+    sa.Column("device_id", sa.Text, nullable=False, index=True),
+    sa.Column("stream", sa.Text, nullable=False),
+    sa.Column("cn", sa.Text, nullable=False),
+    sa.Column("data_time", sa.DateTime, nullable=False),
+    sa.Column("received_at", sa.DateTime),
+    _day(),
+    sa.Column("code", sa.Text, nullable=False),
+    *(sa.Column(c, sa.Float) for c in ("rtd", "avg", "min", "max", "cou", "zs_rtd", "zs_avg")),
+    sa.Column("flag", sa.Text),
+    sa.Column("unit", sa.Text),
+    sa.Column("raw_sha256", sa.Text),
+    sa.Column("valid", sa.Boolean),
+    sa.Column("invalid_reason", sa.Text),
+)
+
+sa.Table(
+    "quarantine",
+    METADATA,
+    sa.Column("reading_id", sa.Text, nullable=False),
+    sa.Column("stream", sa.Text, nullable=False),
+    _day(),
+    sa.Column("expectation", sa.Text, nullable=False),
+    sa.Column("reason", sa.Text),
+    sa.Column("row_json", sa.Text),
+)
+
+sa.Table(
+    "validation_results",
+    METADATA,
+    sa.Column("run_id", sa.Text, nullable=False),
+    _day(),
+    sa.Column("stream", sa.Text, nullable=False),
+    sa.Column("suite", sa.Text, nullable=False),
+    sa.Column("expectation", sa.Text, nullable=False),
+    sa.Column("severity", sa.Text),
+    sa.Column("success", sa.Boolean),
+    sa.Column("element_count", sa.Integer),
+    sa.Column("unexpected_count", sa.Integer),
+    sa.Column("unexpected_ids", sa.Text),
+)
+
+sa.Table(
+    "cems_hourly",
+    METADATA,
+    sa.Column("stack_id", sa.Text, nullable=False),
+    sa.Column("device_id", sa.Text),
+    sa.Column("pollutant", sa.Text, nullable=False),
+    sa.Column("hour_start", sa.DateTime, nullable=False),
+    _day(),
+    sa.Column("n_valid_minutes", sa.Integer),
+    sa.Column("mean_measured", sa.Float),
+    sa.Column("o2_mean", sa.Float),
+    sa.Column("mean_corrected", sa.Float),
+    sa.Column("valid", sa.Boolean),
+    sa.Column("reading_ids", sa.Text),
+)
+
+sa.Table(
+    "exceedances",
+    METADATA,
+    sa.Column("exceedance_id", sa.Text, nullable=False),
+    sa.Column("stack_id", sa.Text, nullable=False),
+    sa.Column("enterprise_id", sa.Text),
+    sa.Column("subdistrict_id", sa.Text),
+    sa.Column("pollutant", sa.Text, nullable=False),
+    sa.Column("hour_start", sa.DateTime, nullable=False),
+    _day(),
+    sa.Column("hourly_mean", sa.Float),
+    sa.Column("limit_value", sa.Float),
+    sa.Column("limit_source", sa.Text),
+    sa.Column("n_readings", sa.Integer),
+    sa.Column("reading_ids", sa.Text),
+    sa.Column("raw_sha256s", sa.Text),
+)
+
+sa.Table(
+    "partitions",
+    METADATA,
+    sa.Column("day", sa.Text, nullable=False, index=True),
+    sa.Column("stream", sa.Text, nullable=False),
+    sa.Column("run_id", sa.Text),
+    sa.Column("landed_seq_max", sa.Integer),
+    sa.Column("n_batches", sa.Integer),
+    sa.Column("n_readings", sa.Integer),
+    sa.Column("n_valid", sa.Integer),
+    sa.Column("n_quarantined", sa.Integer),
+    sa.Column("built_at", sa.DateTime),
+)

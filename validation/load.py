@@ -1,0 +1,191 @@
+"""Load what has landed into the DataFrames the validation suites and the rules work on.
+
+A partition is one Beijing calendar day. Every batch whose data overlaps the day is read (its
+stored hash verified), readings are kept if their device time falls on the day, and duplicates are
+removed by reading id (the earliest landed copy wins), so a batch uploaded twice or two batches that
+share readings never count a reading twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+import pandas as pd
+
+from schemas.reading import BEIJING
+
+#: HJ 212 suffix -> measurements column
+SUFFIX_COLUMNS = {
+    "Rtd": "rtd",
+    "Avg": "avg",
+    "Min": "min",
+    "Max": "max",
+    "Cou": "cou",
+    "ZsRtd": "zs_rtd",
+    "ZsAvg": "zs_avg",
+}
+MEASUREMENT_COLUMNS = [
+    "reading_id",
+    "batch_id",
+    "device_id",
+    "stream",
+    "cn",
+    "data_time",
+    "received_at",
+    "day",
+    "code",
+    *SUFFIX_COLUMNS.values(),
+    "flag",
+    "unit",
+    "raw_sha256",
+    "clock_drift",
+    "clock_jump",
+    "device_offset_s",
+]
+
+
+@dataclass
+class LoadedDay:
+    day: str
+    frames: dict[str, pd.DataFrame]
+    n_batches: int = 0
+    n_readings: int = 0
+    n_duplicates: int = 0
+    landed_seq_max: int = 0
+    batch_ids: list[str] = field(default_factory=list)
+
+
+def day_bounds(day: str) -> tuple[datetime, datetime]:
+    """The UTC instants bounding a Beijing calendar day."""
+    start = datetime.combine(date.fromisoformat(day), time(0), tzinfo=BEIJING)
+    return start, start + timedelta(days=1)
+
+
+def readings_of_day(
+    index: Any, day: str, streams: tuple[str, ...] | None = None
+) -> tuple[list[dict[str, Any]], LoadedDay]:
+    """Unique readings (by id) of one Beijing day from the landing index, in landing order."""
+    start, end = day_bounds(day)
+    entries = sorted(index.batches(start, end), key=lambda e: e.seq)
+    if streams is not None:
+        entries = [e for e in entries if e.stream in streams]
+    seen: set[str] = set()
+    readings: list[dict[str, Any]] = []
+    info = LoadedDay(day=day, frames={})
+    for entry in entries:
+        batch = index.read_batch(entry)
+        info.n_batches += 1
+        info.batch_ids.append(batch["batch_id"])
+        info.landed_seq_max = max(info.landed_seq_max, entry.seq)
+        for reading in batch["readings"]:
+            instant = datetime.fromisoformat(reading["device_time"])
+            if not start <= instant < end:
+                continue
+            if reading["id"] in seen:
+                info.n_duplicates += 1
+                continue
+            seen.add(reading["id"])
+            reading = dict(reading, batch_id=batch["batch_id"])
+            readings.append(reading)
+    info.n_readings = len(readings)
+    return readings, info
+
+
+def load_day(index: Any, day: str, streams: tuple[str, ...] | None = None) -> LoadedDay:
+    """One day as DataFrames: measurements, refuellings, tank_pressure, rsd_passes."""
+    readings, info = readings_of_day(index, day, streams)
+    by_stream: dict[str, list[dict[str, Any]]] = {}
+    for reading in readings:
+        by_stream.setdefault(reading["stream"], []).append(reading)
+    measurement_rows = by_stream.get("cems", []) + by_stream.get("ambient", [])
+    info.frames["measurements"] = measurements_frame(measurement_rows, day)
+    vapor = by_stream.get("vapor", [])
+    info.frames["refuellings"] = profile_frame(
+        [r for r in vapor if r["cn"] == "2011"], day, "vapor_refuelling"
+    )
+    info.frames["tank_pressure"] = profile_frame(
+        [r for r in vapor if r["cn"] != "2011"], day, "vapor_station"
+    )
+    info.frames["rsd_passes"] = profile_frame(by_stream.get("rsd", []), day, "rsd_pass")
+    return info
+
+
+def _float(text: Any) -> float:
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def _common(reading: dict[str, Any], day: str) -> dict[str, Any]:
+    clock = reading.get("clock") or {}
+    return {
+        "reading_id": reading["id"],
+        "batch_id": reading.get("batch_id", ""),
+        "device_id": reading["device_id"],
+        "stream": reading["stream"],
+        "cn": reading["cn"],
+        "data_time": reading["device_time"],
+        "received_at": reading["received_at"],
+        "day": day,
+        "raw_sha256": reading["raw_sha256"],
+        "clock_drift": bool(clock.get("drift", False)),
+        "clock_jump": bool(clock.get("jump", False)),
+        "device_offset_s": _float(clock.get("device_offset_s")),
+    }
+
+
+def _finish_times(frame: pd.DataFrame) -> pd.DataFrame:
+    for column in ("data_time", "received_at"):
+        frame[column] = pd.to_datetime(frame[column], utc=True, format="ISO8601")
+    return frame
+
+
+def measurements_frame(readings: list[dict[str, Any]], day: str) -> pd.DataFrame:
+    """Long form: one row per reading and pollutant code."""
+    rows = []
+    for reading in readings:
+        common = _common(reading, day)
+        units = reading.get("units") or {}
+        for code, fields in reading["values"].items():
+            row = dict(common, code=code, flag=fields.get("Flag", ""), unit=units.get(code, ""))
+            for suffix, column in SUFFIX_COLUMNS.items():
+                row[column] = _float(fields[suffix]) if suffix in fields else float("nan")
+            rows.append(row)
+    frame = pd.DataFrame(rows, columns=MEASUREMENT_COLUMNS)
+    for column in SUFFIX_COLUMNS.values():
+        frame[column] = frame[column].astype("float64")
+    return _finish_times(frame)
+
+
+def profile_frame(readings: list[dict[str, Any]], day: str, record: str) -> pd.DataFrame:
+    """Wide form for families defined by a Lantian profile (vapor, remote sensing)."""
+    spec = profile_spec(record)
+    rows = []
+    for reading in readings:
+        row = _common(reading, day)
+        row["key"] = reading.get("key", "")
+        for column, (code, suffix, kind) in spec.items():
+            text = reading["values"].get(code, {}).get(suffix)
+            row[column] = _float(text) if kind == "float" else ("" if text is None else text)
+        rows.append(row)
+    columns = [*_common_columns(), "key", *spec]
+    frame = pd.DataFrame(rows, columns=columns)
+    for column, (_, _, kind) in spec.items():
+        if kind == "float":
+            frame[column] = frame[column].astype("float64")
+    return _finish_times(frame)
+
+
+def _common_columns() -> list[str]:
+    return [c for c in MEASUREMENT_COLUMNS if c not in {"code", "flag", "unit", *SUFFIX_COLUMNS.values()}]
+
+
+def profile_spec(record: str) -> dict[str, tuple[str, str, str]]:
+    """column -> (code, suffix, kind) for one record type of a device profile.
+
+    Filled in from ``schemas/data/*_profile.csv`` (the device-profile contract).
+    """
+    return {}
