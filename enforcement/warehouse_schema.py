@@ -129,6 +129,8 @@ sa.Table(
     sa.Column("mean_corrected", sa.Float),
     sa.Column("valid", sa.Boolean),
     sa.Column("reading_ids", sa.Text),
+    sa.Column("zs_device_mean", sa.Float),
+    sa.Column("n_review_minutes", sa.Integer),
 )
 
 sa.Table(

@@ -118,12 +118,15 @@ def check_reading_dict(data: Any, where: str = "reading") -> None:
             raise ContractError(f"{where}: field {name!r} must be {kind.__name__}")
     if data["stream"] not in STREAMS:
         raise ContractError(f"{where}: unknown stream {data['stream']!r}")
+    try:
+        parse_data_time(data["data_time"])
+    except ContractError as exc:
+        raise ContractError(f"{where}: {exc}") from None
     expected = reading_id(data["device_id"], data["cn"], data["data_time"], data.get("key", ""))
     if data["id"] != expected:
         raise ContractError(f"{where}: id {data['id']!r} does not match its content ({expected})")
     if sha256_hex(data["raw"]) != data["raw_sha256"]:
         raise ContractError(f"{where}: raw_sha256 does not match the raw frame")
-    parse_data_time(data["data_time"])
     for stamp in ("device_time", "received_at"):
         try:
             parsed = datetime.fromisoformat(data[stamp])
