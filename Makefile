@@ -10,6 +10,7 @@ setup: $(STAMP)
 
 $(STAMP): requirements/server.lock pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "make: $(PYTHON) not found; install Python 3.11"; exit 1; }
+	@bash infra/local/system-packages.sh
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@echo ">> installing pinned dependencies into $(VENV) (first time: about 2 minutes)"
 	@$(BIN)/pip install -q --disable-pip-version-check -r requirements/server.lock 2>&1 | grep -v "^WARNING: Location" || true

@@ -190,3 +190,23 @@ class BoxClock:
                 if self._value is False and previous is not False:
                     log.warning("box clock is not NTP-synchronised: receive times may be off")
             return self._value
+
+
+class ReplayClockWatch(ClockWatch):
+    """For replayed history (a logger's stored data, a simulation run faster than real time).
+
+    The records' DataTime is hours or years behind the box's clock by design, so comparing the two
+    says nothing about the device clock; every reading says so with ``replay: true`` instead of a
+    false drift alarm. Clock faults in replayed data are left to the pipeline's series checks.
+    """
+
+    def observe(
+        self, device_id: str, cn: str, device_time: datetime, received_at: datetime
+    ) -> dict[str, Any]:
+        return {
+            "box_synced": self._box_synced(),
+            "device_offset_s": None,
+            "drift": False,
+            "jump": False,
+            "replay": True,
+        }

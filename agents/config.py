@@ -41,6 +41,7 @@ _BOX_KEYS = {
     "upload_timeout_s": 30.0,
     "clock_tolerance_s": 60.0,
     "clock_jump_s": 120.0,
+    "replay": False,
     "log_level": "INFO",
 }
 _PORT_KEYS = {
@@ -156,6 +157,7 @@ class BoxConfig:
     upload_timeout_s: float = 30.0
     clock_tolerance_s: float = 60.0
     clock_jump_s: float = 120.0
+    replay: bool = False
     log_level: str = "INFO"
 
 
@@ -336,8 +338,15 @@ def _parse_box(raw: Mapping[str, Any], ctx: str, source: Path) -> BoxConfig:
         upload_timeout_s=_number(v["upload_timeout_s"], "upload_timeout_s", ctx),
         clock_tolerance_s=_number(v["clock_tolerance_s"], "clock_tolerance_s", ctx),
         clock_jump_s=_number(v["clock_jump_s"], "clock_jump_s", ctx),
+        replay=_replay(v["replay"], ctx),
         log_level=level,
     )
+
+
+def _replay(value: Any, ctx: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{ctx}: replay must be true or false, got {value!r}")
+    return value
 
 
 def _family(value: Any, ctx: str) -> str:

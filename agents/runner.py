@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from agents.clock import BoxClock, ClockWatch
+from agents.clock import BoxClock, ClockWatch, ReplayClockWatch
 from agents.config import AgentConfig, DeviceConfig, PortConfig, load_keys, port_problems
 from agents.drain import Drainer
 from agents.heartbeat import Heartbeat, disk_free_bytes, now_iso, write_state
@@ -270,7 +270,10 @@ class Runner:
             stop=self.stop_event,
         )
         self.box_clock = box_clock or BoxClock()
-        self.clock_watch = ClockWatch(box.clock_tolerance_s, box.clock_jump_s, self.box_clock)
+        watch_class = ReplayClockWatch if box.replay else ClockWatch
+        self.clock_watch = watch_class(box.clock_tolerance_s, box.clock_jump_s, self.box_clock)
+        if box.replay:
+            log.warning("replay mode: device clocks are not compared with the box clock")
         if decoders is None:
             decoders = {p.family: family_decoder(p.family) for p in cfg.ports}
         self.decoders = decoders

@@ -164,3 +164,41 @@ sa.Table(
     sa.Column("n_quarantined", sa.Integer),
     sa.Column("built_at", sa.DateTime),
 )
+
+
+def _profile_table(name: str, record: str, key_column: str | None) -> None:
+    """A table for a profile-defined record type: common reading columns + the profile's columns."""
+    from schemas.profiles import profile_items
+
+    family, cn = _PROFILE_RECORDS[record]
+    columns = [
+        sa.Column("reading_id", sa.Text, nullable=False),
+        sa.Column("batch_id", sa.Text),
+        sa.Column("device_id", sa.Text, nullable=False, index=True),
+        sa.Column("stream", sa.Text),
+        sa.Column("cn", sa.Text),
+        sa.Column("data_time", sa.DateTime, nullable=False),
+        sa.Column("received_at", sa.DateTime),
+        _day(),
+        sa.Column("raw_sha256", sa.Text),
+    ]
+    if key_column:
+        columns.append(sa.Column(key_column, sa.Text))
+    for item in profile_items(family):
+        if item.cn == cn and not item.is_key:
+            kind = sa.Float if item.type in ("decimal", "int") else sa.Text
+            # the unit's own verdict is kept beside the pipeline's validity (validation.validity)
+            name_ = f"unit_{item.column}" if item.column in ("valid", "invalid_reason") else item.column
+            columns.append(sa.Column(name_, kind))
+    columns += [sa.Column("valid", sa.Boolean), sa.Column("invalid_reason", sa.Text)]
+    sa.Table(name, METADATA, *columns)
+
+
+_PROFILE_RECORDS = {
+    "vapor_refuelling": ("vapor", "2011"),
+    "vapor_station": ("vapor", "2051"),
+    "rsd_pass": ("rsd", "2011"),
+}
+_profile_table("refuellings", "vapor_refuelling", "nozzle_id")
+_profile_table("tank_pressure", "vapor_station", None)
+_profile_table("rsd_passes", "rsd_pass", "pass_id")

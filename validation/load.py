@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from schemas.profiles import profile_items
 from schemas.reading import BEIJING
 
 #: HJ 212 suffix -> measurements column
@@ -163,15 +164,18 @@ def measurements_frame(readings: list[dict[str, Any]], day: str) -> pd.DataFrame
 def profile_frame(readings: list[dict[str, Any]], day: str, record: str) -> pd.DataFrame:
     """Wide form for families defined by a Lantian profile (vapor, remote sensing)."""
     spec = profile_spec(record)
+    key_column = profile_key_column(record)
     rows = []
     for reading in readings:
         row = _common(reading, day)
         row["key"] = reading.get("key", "")
+        if key_column:
+            row[key_column] = row["key"]
         for column, (code, suffix, kind) in spec.items():
             text = reading["values"].get(code, {}).get(suffix)
             row[column] = _float(text) if kind == "float" else ("" if text is None else text)
         rows.append(row)
-    columns = [*_common_columns(), "key", *spec]
+    columns = [*_common_columns(), "key", *([key_column] if key_column else []), *spec]
     frame = pd.DataFrame(rows, columns=columns)
     for column, (_, _, kind) in spec.items():
         if kind == "float":
@@ -183,9 +187,31 @@ def _common_columns() -> list[str]:
     return [c for c in MEASUREMENT_COLUMNS if c not in {"code", "flag", "unit", *SUFFIX_COLUMNS.values()}]
 
 
+#: record -> (family, command) of the device profiles (schemas/data/*_profile.csv)
+PROFILE_RECORDS = {
+    "vapor_refuelling": ("vapor", "2011"),
+    "vapor_station": ("vapor", "2051"),
+    "rsd_pass": ("rsd", "2011"),
+}
+
+
 def profile_spec(record: str) -> dict[str, tuple[str, str, str]]:
     """column -> (code, suffix, kind) for one record type of a device profile.
 
-    Filled in from ``schemas/data/*_profile.csv`` (the device-profile contract).
+    The key item (nozzle, vehicle pass) is left out: it is the reading's ``key`` and is copied
+    into its column by :func:`profile_frame`.
     """
-    return {}
+    family, cn = PROFILE_RECORDS[record]
+    spec = {}
+    for item in profile_items(family):
+        if item.cn != cn or item.is_key:
+            continue
+        kind = "float" if item.type in ("decimal", "int") else "text"
+        spec[item.column] = (item.code, item.suffix, kind)
+    return spec
+
+
+def profile_key_column(record: str) -> str | None:
+    family, cn = PROFILE_RECORDS[record]
+    keys = [i.column for i in profile_items(family) if i.cn == cn and i.is_key]
+    return keys[0] if keys else None

@@ -110,3 +110,22 @@ def test_box_clock_is_cached():
     box = BoxClock(ttl_s=3600, probe=probe)
     assert box() is False and box() is False
     assert len(calls) == 1
+
+
+def test_replay_mode_never_reports_a_drift_for_old_data():
+    from datetime import datetime, timedelta, timezone
+
+    from agents.clock import ReplayClockWatch
+
+    bj = timezone(timedelta(hours=8))
+    watch = ReplayClockWatch(60.0, 120.0, lambda: True)
+    clock = watch.observe(
+        "DEV", "2011", datetime(2017, 12, 1, tzinfo=bj), datetime(2026, 11, 29, tzinfo=bj)
+    )
+    assert clock == {
+        "box_synced": True,
+        "device_offset_s": None,
+        "drift": False,
+        "jump": False,
+        "replay": True,
+    }

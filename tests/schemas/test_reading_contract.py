@@ -90,3 +90,9 @@ def test_batch_refuses_readings_of_another_device_or_stream():
 def test_data_time_with_milliseconds():
     assert parse_data_time("20171201103000123").microsecond == 123000
     assert parse_data_time("20171201103000").utcoffset().total_seconds() == 8 * 3600
+
+
+@pytest.mark.parametrize("text", ["20171301000000", "20170230000000", "20171201250000", "2017120100000a"])
+def test_impossible_data_times_are_contract_errors(text):
+    with pytest.raises(ContractError, match="data_time"):
+        parse_data_time(text)

@@ -1,0 +1,538 @@
+"""Start, stop, check and drive the distributed mode (infra/distributed) from Python.
+
+The shell scripts in ``infra/distributed`` own the processes; this module reads the same
+``distributed.env`` (by letting bash source it), so there is one definition of every setting.
+``python -m lantian.distributed preflight|wait-ready|status`` is what those scripts call for the
+parts that are easier in Python (database creation, HTTP health checks).
+
+Typical use (the demo, the tests)::
+
+    cluster = Cluster.from_overrides(home, LANTIAN_API_PORT="8181")
+    cluster.start()
+    cluster.run_dag("lantian_daily", {"day": "2017-12-01"})
+    cluster.stop()
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+INFRA = REPO / "infra" / "distributed"
+ENV_FILE = INFRA / "distributed.env"
+
+#: In start order. Names are the pid and log file names under $LANTIAN_DIST_DIR.
+COMPONENTS = (
+    "api-server",
+    "scheduler",
+    "dag-processor",
+    "triggerer",
+    "worker-a",
+    "worker-b",
+    "ingest-1",
+    "ingest-2",
+)
+WORKERS = ("worker-a", "worker-b")
+#: What the Airflow API's /monitor/health must report healthy.
+AIRFLOW_HEALTH = ("metadatabase", "scheduler", "triggerer", "dag_processor")
+#: dag_run / task_instance states after which nothing more happens.
+FINISHED_RUN = {"success", "failed"}
+
+
+class DistributedError(RuntimeError):
+    """The distributed mode could not be started or a run did not finish as it should."""
+
+
+# --- settings -----------------------------------------------------------------------------------
+
+
+def environment(
+    overrides: Mapping[str, str] | None = None, base: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The full environment of the distributed mode: ``distributed.env`` sourced over ``base``
+    (default ``os.environ``) plus ``overrides``, and the generated secrets if they exist."""
+    env = dict(os.environ if base is None else base)
+    env.update(overrides or {})
+    env.setdefault("LANTIAN_REPO", str(REPO))
+    script = (
+        'set -a; . "$1"; '
+        'if [ -f "$LANTIAN_DIST_DIR/secrets.env" ]; then . "$LANTIAN_DIST_DIR/secrets.env"; fi; '
+        "env -0"
+    )
+    proc = subprocess.run(
+        ["bash", "-c", script, "bash", str(ENV_FILE)], env=env, capture_output=True, check=False
+    )
+    if proc.returncode != 0:
+        raise DistributedError(f"cannot source {ENV_FILE}: {proc.stderr.decode().strip()}")
+    pairs = (item.split("=", 1) for item in proc.stdout.decode().split("\0") if "=" in item)
+    return dict(pairs)
+
+
+def database_names(env: Mapping[str, str]) -> tuple[str, str, str]:
+    return env["LANTIAN_AIRFLOW_DB"], env["LANTIAN_WAREHOUSE_DB"], env["LANTIAN_LANDING_DB"]
+
+
+# --- services and databases ---------------------------------------------------------------------
+
+
+def check_postgres(server_url: str, timeout_s: float = 3.0) -> str | None:
+    """None if PostgreSQL answers at ``server_url`` (no database part), else what is wrong."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(
+        f"{server_url}/postgres", poolclass=sa.pool.NullPool, connect_args={"connect_timeout": 3}
+    )
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+        return None
+    except Exception as exc:  # noqa: BLE001 - any failure means "not usable", reported as text
+        return f"PostgreSQL at {server_url} is not reachable: {str(exc).splitlines()[0]}"
+    finally:
+        engine.dispose()
+
+
+def check_redis(url: str, timeout_s: float = 3.0) -> str | None:
+    """None if Redis answers PING at ``url``, else what is wrong."""
+    import redis
+
+    try:
+        client = redis.Redis.from_url(
+            url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s
+        )
+        client.ping()
+        client.close()
+        return None
+    except Exception as exc:  # noqa: BLE001
+        return f"Redis at {url} is not reachable: {exc}"
+
+
+def check_services(env: Mapping[str, str]) -> list[str]:
+    """What is missing for the distributed mode (empty: PostgreSQL and Redis both answer)."""
+    problems = [check_postgres(env["LANTIAN_PG_URL"]), check_redis(env["LANTIAN_REDIS_URL"])]
+    return [p for p in problems if p]
+
+
+def ensure_databases(server_url: str, names: Iterable[str]) -> list[str]:
+    """Create each database that does not exist yet; return the ones created."""
+    import sqlalchemy as sa
+
+    created = []
+    engine = sa.create_engine(f"{server_url}/postgres", isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            for name in names:
+                exists = conn.execute(
+                    sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}
+                ).first()
+                if not exists:
+                    conn.execute(sa.text(f'CREATE DATABASE "{_identifier(name)}"'))
+                    created.append(name)
+    finally:
+        engine.dispose()
+    return created
+
+
+def drop_databases(server_url: str, names: Iterable[str]) -> None:
+    """Drop databases (closing their sessions first). For tests and ``make distributed-clean``."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(f"{server_url}/postgres", isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            for name in names:
+                conn.execute(
+                    sa.text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE datname = :n AND pid <> pg_backend_pid()"
+                    ),
+                    {"n": name},
+                )
+                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{_identifier(name)}"'))
+    finally:
+        engine.dispose()
+
+
+def clear_broker(url: str, prefix: str) -> int:
+    """Delete this installation's Redis keys (those starting with ``prefix``); return how many."""
+    import redis
+
+    if not prefix:
+        raise ValueError("refusing to clear a Redis database without a key prefix")
+    client = redis.Redis.from_url(url)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}*", count=500))
+        return int(client.delete(*keys)) if keys else 0
+    finally:
+        client.close()
+
+
+def _identifier(name: str) -> str:
+    if not name.replace("_", "").isalnum():
+        raise ValueError(f"database name {name!r}: letters, digits and _ only")
+    return name
+
+
+# --- health -----------------------------------------------------------------------------------
+
+
+def http_status(url: str, timeout_s: float = 2.0) -> tuple[int, str]:
+    """(status, body) of a GET; (0, reason) when nothing answers."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as response:  # noqa: S310 - loopback
+            return response.status, response.read().decode("utf-8", "replace")
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode("utf-8", "replace")
+    except (urllib.error.URLError, OSError) as exc:
+        return 0, str(exc)
+
+
+def airflow_health(body: str) -> dict[str, str]:
+    """``/api/v2/monitor/health`` JSON → component → status (``unknown`` when absent)."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        data = {}
+    return {name: (data.get(name) or {}).get("status", "unknown") for name in AIRFLOW_HEALTH}
+
+
+def pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie (exited, not yet reaped by its parent) is not alive for our purposes.
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state != "Z"
+
+
+def worker_ready(log: Path) -> bool:
+    """Celery prints ``<name> ready.`` once it has connected to the broker and its queues."""
+    try:
+        return " ready." in log.read_text(errors="replace")
+    except FileNotFoundError:
+        return False
+
+
+@dataclass
+class Check:
+    component: str
+    pid: int | None
+    alive: bool
+    healthy: bool
+    detail: str = ""
+
+
+# --- the cluster ------------------------------------------------------------------------------
+
+
+class Cluster:
+    """One installation of the distributed mode, described by its environment."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = dict(env)
+        self.dist_dir = Path(self.env["LANTIAN_DIST_DIR"])
+        self.run_dir = self.dist_dir / "run"
+        self.log_dir = self.dist_dir / "logs"
+
+    @classmethod
+    def from_overrides(cls, home: Path | str | None = None, **overrides: str) -> Cluster:
+        if home is not None:
+            overrides["LANTIAN_HOME"] = str(Path(home).resolve())
+        return cls(environment(overrides))
+
+    # -- processes ------------------------------------------------------------------------------
+    def _script(self, name: str, args: Iterable[str], timeout_s: float) -> str:
+        # secrets.env may be generated by start.sh: re-read the environment afterwards.
+        proc = subprocess.run(
+            ["bash", str(INFRA / name), *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            check=False,
+        )
+        output = proc.stdout + proc.stderr
+        if proc.returncode != 0:
+            raise DistributedError(f"{name} {' '.join(args)} failed ({proc.returncode}):\n{output}")
+        return output
+
+    def start(self, components: Iterable[str] = (), timeout_s: float = 300.0) -> str:
+        """Run ``start.sh`` (everything, or only ``components``); returns its output."""
+        output = self._script("start.sh", list(components), timeout_s)
+        self.env = environment(base=self.env)  # picks up the secrets start.sh generated
+        return output
+
+    def stop(self, components: Iterable[str] = (), timeout_s: float = 120.0) -> str:
+        return self._script("stop.sh", list(components), timeout_s)
+
+    def pid(self, component: str) -> int | None:
+        try:
+            return int((self.run_dir / f"{component}.pid").read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def kill(self, component: str, sig: int = signal.SIGKILL) -> int:
+        """Signal a component's whole process group (start.sh runs each in its own session),
+        as a crashed machine would: no warm shutdown, no cleanup. Returns the group id."""
+        pid = self.pid(component)
+        if not pid_alive(pid):
+            raise DistributedError(f"{component} is not running")
+        os.killpg(pid, sig)
+        return pid
+
+    def group_of(self, pid: int) -> str | None:
+        """Which component's process group ``pid`` belongs to (None: not ours)."""
+        try:
+            pgid = os.getpgid(pid)
+        except ProcessLookupError:
+            return None
+        for component in COMPONENTS:
+            if self.pid(component) == pgid:
+                return component
+        return None
+
+    # -- health ---------------------------------------------------------------------------------
+    def checks(self) -> list[Check]:
+        """Every component's process and health, as ``status.sh`` prints them."""
+        api = f"http://127.0.0.1:{self.env['LANTIAN_API_PORT']}/api/v2/monitor/health"
+        code, body = http_status(api)
+        health = airflow_health(body) if code == 200 else {}
+        results = []
+        for component in COMPONENTS:
+            pid = self.pid(component)
+            alive = pid_alive(pid)
+            healthy, detail = alive, ""
+            if component == "api-server":
+                healthy = alive and code == 200
+                detail = f"GET {api} -> {code or body}"
+            elif component in ("scheduler", "triggerer", "dag-processor"):
+                status = health.get(component.replace("-", "_"), "unknown")
+                healthy = alive and status == "healthy"
+                detail = f"heartbeat {status}"
+            elif component in WORKERS:
+                healthy = alive and worker_ready(self.log_dir / f"{component}.log")
+                detail = "connected to the broker" if healthy else "not ready"
+            else:
+                port = self.env[f"LANTIAN_INGEST_PORT_{component[-1]}"]
+                status, _ = http_status(f"http://127.0.0.1:{port}/readyz")
+                healthy = alive and status == 200
+                detail = f"GET :{port}/readyz -> {status}"
+            results.append(Check(component, pid, alive, healthy, detail))
+        return results
+
+    def wait_ready(self, components: Iterable[str] = (), timeout_s: float = 180.0) -> None:
+        wanted = set(components) or set(COMPONENTS)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            checks = [c for c in self.checks() if c.component in wanted]
+            dead = [c for c in checks if not c.alive]
+            if dead:
+                raise DistributedError(
+                    "exited during start: "
+                    + ", ".join(
+                        f"{c.component} (see {self.log_dir / c.component}.log)" for c in dead
+                    )
+                )
+            waiting = [c for c in checks if not c.healthy]
+            if not waiting:
+                return
+            if time.monotonic() > deadline:
+                raise DistributedError(
+                    f"not ready after {timeout_s:.0f} s: "
+                    + "; ".join(f"{c.component}: {c.detail}" for c in waiting)
+                )
+            time.sleep(1.0)
+
+    # -- Airflow --------------------------------------------------------------------------------
+    def airflow(self, *args: str, timeout_s: float = 120.0) -> str:
+        airflow = Path(self.env["LANTIAN_VENV"]) / "bin" / "airflow"
+        proc = subprocess.run(
+            [str(airflow), *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            check=False,
+        )
+        if proc.returncode != 0:
+            raise DistributedError(
+                f"airflow {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}"
+            )
+        return proc.stdout
+
+    def _metadata(self) -> Any:
+        import sqlalchemy as sa
+
+        return sa.create_engine(
+            self.env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"], poolclass=sa.pool.NullPool
+        )
+
+    def _query(self, sql: str, **params: Any) -> list[Any]:
+        import sqlalchemy as sa
+
+        engine = self._metadata()
+        try:
+            with engine.connect() as conn:
+                return list(conn.execute(sa.text(sql), params))
+        finally:
+            engine.dispose()
+
+    def wait_for_dag(self, dag_id: str, timeout_s: float = 120.0) -> None:
+        """Wait until the dag-processor has parsed and stored ``dag_id``."""
+        deadline = time.monotonic() + timeout_s
+        while not self._query("SELECT 1 FROM serialized_dag WHERE dag_id = :d", d=dag_id):
+            if time.monotonic() > deadline:
+                raise DistributedError(
+                    f"DAG {dag_id} not parsed after {timeout_s:.0f} s "
+                    f"(see {self.log_dir / 'dag-processor.log'})"
+                )
+            time.sleep(1.0)
+
+    def trigger(self, dag_id: str, conf: Mapping[str, Any], run_id: str | None = None) -> str:
+        """Unpause (new DAGs start paused) and trigger one run; return its run id."""
+        self.wait_for_dag(dag_id)
+        self.airflow("dags", "unpause", dag_id)
+        # Our own run id: the CLI's output format is for people, not for parsing.
+        run_id = run_id or f"manual__{datetime.now(UTC):%Y%m%dT%H%M%S}_{uuid.uuid4().hex[:8]}"
+        self.airflow("dags", "trigger", dag_id, "-c", json.dumps(dict(conf)), "-r", run_id)
+        return run_id
+
+    def run_state(self, dag_id: str, run_id: str) -> str | None:
+        rows = self._query(
+            "SELECT state FROM dag_run WHERE dag_id = :d AND run_id = :r", d=dag_id, r=run_id
+        )
+        return rows[0][0] if rows else None
+
+    def task_instances(self, dag_id: str, run_id: str) -> dict[str, dict[str, Any]]:
+        """task_id → state, try_number, pid, hostname, queue of the run's task instances."""
+        rows = self._query(
+            "SELECT task_id, state, try_number, pid, hostname, queue FROM task_instance "
+            "WHERE dag_id = :d AND run_id = :r",
+            d=dag_id,
+            r=run_id,
+        )
+        return {
+            row.task_id: {
+                "state": row.state,
+                "try_number": row.try_number,
+                "pid": row.pid,
+                "hostname": row.hostname,
+                "queue": row.queue,
+            }
+            for row in rows
+        }
+
+    def wait_for_run(self, dag_id: str, run_id: str, timeout_s: float = 600.0) -> str:
+        """Wait for the run to finish; return ``success`` or ``failed``."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            state = self.run_state(dag_id, run_id)
+            if state in FINISHED_RUN:
+                return state
+            if time.monotonic() > deadline:
+                tasks = self.task_instances(dag_id, run_id)
+                raise DistributedError(
+                    f"{dag_id} {run_id} still {state} after {timeout_s:.0f} s: "
+                    + ", ".join(f"{t}={i['state']}" for t, i in sorted(tasks.items()))
+                )
+            time.sleep(1.0)
+
+    def run_dag(self, dag_id: str, conf: Mapping[str, Any], timeout_s: float = 1800.0) -> str:
+        """Trigger a run and wait for it; raise with the failed tasks if it fails (the same
+        contract as ``lantian.airflow_local.run_dag``). Returns the run id."""
+        run_id = self.trigger(dag_id, conf)
+        state = self.wait_for_run(dag_id, run_id, timeout_s)
+        if state != "success":
+            tasks = self.task_instances(dag_id, run_id)
+            failed = sorted(t for t, i in tasks.items() if i["state"] not in ("success", "skipped"))
+            raise DistributedError(
+                f"DAG {dag_id} {dict(conf)} {state}: tasks {failed}; task logs under "
+                f"{self.env['AIRFLOW_HOME']}/logs/dag_id={dag_id}/run_id={run_id}"
+            )
+        return run_id
+
+    @property
+    def ingest_urls(self) -> list[str]:
+        return [
+            f"http://127.0.0.1:{self.env['LANTIAN_INGEST_PORT_1']}",
+            f"http://127.0.0.1:{self.env['LANTIAN_INGEST_PORT_2']}",
+        ]
+
+
+# --- command line (called by the scripts) -------------------------------------------------------
+
+
+def cmd_preflight(cluster: Cluster) -> int:
+    problems = check_services(cluster.env)
+    if problems:
+        for problem in problems:
+            print(f"missing: {problem}", file=sys.stderr)
+        print(
+            "Start them with `bash infra/local/ensure-services.sh` (this machine), or point "
+            "LANTIAN_PG_URL / LANTIAN_REDIS_URL at running servers.",
+            file=sys.stderr,
+        )
+        return 1
+    created = ensure_databases(cluster.env["LANTIAN_PG_URL"], database_names(cluster.env))
+    for name in created:
+        print(f"created database {name}")
+    print(f"postgresql and redis: up; databases {', '.join(database_names(cluster.env))} ready")
+    return 0
+
+
+def cmd_status(cluster: Cluster) -> int:
+    checks = cluster.checks()
+    for c in checks:
+        state = "up" if c.healthy else ("starting" if c.alive else "down")
+        print(f"{c.component:<14} {state:<9} pid {c.pid or '-':<8} {c.detail}")
+    print(f"logs: {cluster.log_dir}")
+    return 0 if all(c.healthy for c in checks) else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m lantian.distributed")
+    sub = parser.add_subparsers(dest="action", required=True)
+    sub.add_parser("preflight", help="check PostgreSQL and Redis; create the databases")
+    sub.add_parser("status", help="each component's process and health")
+    ready = sub.add_parser("wait-ready", help="wait until components are healthy")
+    ready.add_argument("components", nargs="*")
+    ready.add_argument("--timeout", type=float, default=180.0)
+    args = parser.parse_args(argv)
+
+    cluster = Cluster(environment())
+    if args.action == "preflight":
+        return cmd_preflight(cluster)
+    if args.action == "status":
+        return cmd_status(cluster)
+    try:
+        cluster.wait_ready(args.components, args.timeout)
+    except DistributedError as exc:
+        print(f"lantian distributed: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
