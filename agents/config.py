@@ -35,6 +35,7 @@ _BOX_KEYS = {
     "queue_max_mb": 512,
     "queue_alarm_pct": 80,
     "batch_max_readings": 500,
+    "upload_linger_s": 2.0,
     "backlog_rate": 50.0,
     "live_window_s": 300.0,
     "heartbeat_interval_s": 300.0,
@@ -151,6 +152,7 @@ class BoxConfig:
     queue_max_bytes: int = 512 * 1024 * 1024
     queue_alarm_ratio: float = 0.8
     batch_max_readings: int = 500
+    upload_linger_s: float = 2.0
     backlog_rate: float = 50.0
     live_window_s: float = 300.0
     heartbeat_interval_s: float = 300.0
@@ -332,6 +334,7 @@ def _parse_box(raw: Mapping[str, Any], ctx: str, source: Path) -> BoxConfig:
         queue_max_bytes=int(_number(v["queue_max_mb"], "queue_max_mb", ctx) * 1024 * 1024),
         queue_alarm_ratio=alarm / 100.0,
         batch_max_readings=batch,
+        upload_linger_s=_number(v["upload_linger_s"], "upload_linger_s", ctx, positive=False),
         backlog_rate=_number(v["backlog_rate"], "backlog_rate", ctx),
         live_window_s=_number(v["live_window_s"], "live_window_s", ctx),
         heartbeat_interval_s=_number(v["heartbeat_interval_s"], "heartbeat_interval_s", ctx),

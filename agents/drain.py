@@ -64,6 +64,7 @@ class Drainer:
         uplink: Uplink,
         *,
         batch_max_readings: int = 500,
+        linger_s: float = 0.0,
         backlog_rate: float = 50.0,
         backlog_burst: float | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -73,6 +74,7 @@ class Drainer:
         self.queue = queue
         self.uplink = uplink
         self.batch_max_readings = batch_max_readings
+        self.linger_s = linger_s
         self.bucket = TokenBucket(
             backlog_rate, backlog_burst or max(float(batch_max_readings), backlog_rate), clock
         )
@@ -141,7 +143,8 @@ class Drainer:
                     if tokens < 1:
                         break
                     size = max(1, min(size, int(tokens)))
-                batch = self.queue.next_batch(device, size, lane=lane)
+                linger = self.linger_s if lane == "live" else 0.0
+                batch = self.queue.next_batch(device, size, lane=lane, linger_s=linger)
                 if batch is None:
                     continue
                 if lane == "backlog":

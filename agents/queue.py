@@ -431,6 +431,7 @@ class DurableQueue:
         *,
         lane: str = "any",
         max_batch_bytes: int = 4 * 1024 * 1024,
+        linger_s: float = 0.0,
     ) -> Batch | None:
         """The next batch to send, or None when nothing waits.
 
@@ -438,7 +439,9 @@ class DurableQueue:
         same id). Otherwise a new batch is formed from the oldest unbatched readings of one
         device and stream and its membership committed before it is returned. ``lane`` limits
         new and pending batches to ``live`` readings (queued within ``live_window_s``) or
-        ``backlog`` (older); ``any`` takes both.
+        ``backlog`` (older); ``any`` takes both. With ``linger_s``, a new batch that would not be
+        full waits until its oldest member has been queued that long: fewer, fuller uploads (each
+        costs the server an fsync) for a few seconds of latency.
         """
         if lane not in LANES:
             raise ValueError(f"lane must be one of {LANES}")
@@ -469,6 +472,14 @@ class DurableQueue:
             if first is None:
                 return None
             dev, stream, first_enqueued = first
+            if linger_s > 0 and first_enqueued > self._clock() - linger_s:
+                available = conn.execute(
+                    f"SELECT COUNT(*) FROM (SELECT 1 FROM readings WHERE {clause} AND device_id = ? "
+                    "AND stream = ? LIMIT ?)",
+                    [*args, dev, stream, max_readings],
+                ).fetchone()[0]
+                if available < max_readings:
+                    return None
             # The lane a batch belongs to is fixed when it is formed, by its oldest member.
             formed_lane = "live" if first_enqueued >= cutoff else "backlog"
             members: list[tuple[int, str]] = []

@@ -297,6 +297,7 @@ class Runner:
             self.queue,
             self.uplink,
             batch_max_readings=box.batch_max_readings,
+            linger_s=box.upload_linger_s,
             backlog_rate=box.backlog_rate,
             reload_keys=lambda: load_keys(cfg)[0],
         )

@@ -45,6 +45,9 @@ class Warehouse:
     def create(self) -> None:
         METADATA.create_all(self.engine)
 
+    def tables(self) -> tuple[str, ...]:
+        return tuple(METADATA.tables)
+
     def table(self, name: str) -> sa.Table:
         try:
             return METADATA.tables[name]
@@ -101,11 +104,114 @@ class Warehouse:
             frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
         return _from_records(table, frame)
 
+    # -- derived figures ---------------------------------------------------------------------
+    def replace_derived(self, name: str, part: str, frame: pd.DataFrame, run_id: str = "") -> int:
+        """Store one figure (any columns) for a day or a month, replacing what was there."""
+        rows, dtypes = _frame_to_json_rows(frame)
+        derived, meta = self.table("derived"), self.table("derived_meta")
+        with self.engine.begin() as conn:
+            for table in (derived, meta):
+                conn.execute(table.delete().where(table.c.part == part, table.c.name == name))
+            if rows:
+                conn.execute(
+                    derived.insert(),
+                    [
+                        {"part": part, "name": name, "seq": i, "row_json": r}
+                        for i, r in enumerate(rows)
+                    ],
+                )
+            conn.execute(
+                meta.insert(),
+                [
+                    {
+                        "part": part,
+                        "name": name,
+                        "dtypes_json": json.dumps(dtypes),
+                        "run_id": run_id,
+                        "built_at": pd.Timestamp.now(tz="UTC").tz_localize(None).to_pydatetime(),
+                    }
+                ],
+            )
+        return len(rows)
+
+    def read_derived(self, name: str, part: str) -> pd.DataFrame | None:
+        """A stored figure for a day, or for a month (the month's own rows and its days' rows);
+        None when it was never computed for that period."""
+        derived, meta = self.table("derived"), self.table("derived_meta")
+        in_part = sa.or_(derived.c.part == part, derived.c.part.like(f"{part}-%"))
+        meta_in_part = sa.or_(meta.c.part == part, meta.c.part.like(f"{part}-%"))
+        with self.engine.connect() as conn:
+            metas = (
+                conn.execute(sa.select(meta.c.dtypes_json).where(meta_in_part, meta.c.name == name))
+                .scalars()
+                .all()
+            )
+            if not metas:
+                return None
+            rows = conn.execute(
+                sa.select(derived.c.row_json)
+                .where(in_part, derived.c.name == name)
+                .order_by(derived.c.part, derived.c.seq)
+            ).scalars()
+            records = [json.loads(r) for r in rows]
+        dtypes: dict[str, str] = {}
+        for text in metas:
+            dtypes.update(json.loads(text))
+        return _frame_from_json_rows(records, dtypes)
+
+    def derived_names(self, part: str) -> list[str]:
+        meta = self.table("derived_meta")
+        in_part = sa.or_(meta.c.part == part, meta.c.part.like(f"{part}-%"))
+        with self.engine.connect() as conn:
+            return sorted(set(conn.execute(sa.select(meta.c.name).where(in_part)).scalars()))
+
     def count(self, name: str, **where: Any) -> int:
         table = self.table(name)
         query = sa.select(sa.func.count()).select_from(table).where(*_conditions(table, where))
         with self.engine.connect() as conn:
             return int(conn.execute(query).scalar_one())
+
+
+def _json_value(value: Any) -> Any:
+    if value is None or (isinstance(value, float) and value != value):
+        return None
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat()
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if hasattr(value, "item"):
+        return value.item()
+    if isinstance(value, tuple | set | frozenset):
+        return list(value)
+    if isinstance(value, list | dict | str | int | float | bool):
+        return value
+    return str(value)
+
+
+def _frame_to_json_rows(frame: pd.DataFrame | None) -> tuple[list[str], dict[str, str]]:
+    if frame is None:
+        return [], {}
+    dtypes = {str(c): str(t) for c, t in frame.dtypes.items()}
+    rows = [
+        json.dumps({str(k): _json_value(v) for k, v in record.items()}, ensure_ascii=False)
+        for record in frame.to_dict(orient="records")
+    ]
+    return rows, dtypes
+
+
+def _frame_from_json_rows(records: list[dict[str, Any]], dtypes: dict[str, str]) -> pd.DataFrame:
+    frame = pd.DataFrame(records, columns=list(dtypes))
+    for column, kind in dtypes.items():
+        if kind.startswith("datetime64"):
+            stamps = pd.to_datetime(frame[column], utc=True, format="ISO8601")
+            frame[column] = stamps if "UTC" in kind or "," in kind else stamps.dt.tz_localize(None)
+        elif kind in ("float64", "Float64"):
+            frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
+        elif kind in ("int64", "Int64") and frame[column].notna().all():
+            frame[column] = frame[column].astype("int64")
+        elif kind == "bool" and frame[column].notna().all():
+            frame[column] = frame[column].astype("bool")
+    return frame
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -151,6 +151,28 @@ sa.Table(
     sa.Column("raw_sha256s", sa.Text),
 )
 
+# Derived figures (rankings, ledgers, ratios, AQI series …) have as many shapes as there are rules:
+# they are kept as rows of JSON under (part, name) with their column types, rather than one SQL table
+# each. ``part`` is a Beijing day (YYYY-MM-DD) for daily figures or a month (YYYY-MM) for monthly ones.
+sa.Table(
+    "derived",
+    METADATA,
+    sa.Column("part", sa.Text, nullable=False, index=True),
+    sa.Column("name", sa.Text, nullable=False, index=True),
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Column("row_json", sa.Text, nullable=False),
+)
+
+sa.Table(
+    "derived_meta",
+    METADATA,
+    sa.Column("part", sa.Text, nullable=False),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("dtypes_json", sa.Text, nullable=False),
+    sa.Column("run_id", sa.Text),
+    sa.Column("built_at", sa.DateTime),
+)
+
 sa.Table(
     "partitions",
     METADATA,
@@ -188,7 +210,9 @@ def _profile_table(name: str, record: str, key_column: str | None) -> None:
         if item.cn == cn and not item.is_key:
             kind = sa.Float if item.type in ("decimal", "int") else sa.Text
             # the unit's own verdict is kept beside the pipeline's validity (validation.validity)
-            name_ = f"unit_{item.column}" if item.column in ("valid", "invalid_reason") else item.column
+            name_ = (
+                f"unit_{item.column}" if item.column in ("valid", "invalid_reason") else item.column
+            )
             columns.append(sa.Column(name_, kind))
     columns += [sa.Column("valid", sa.Boolean), sa.Column("invalid_reason", sa.Text)]
     sa.Table(name, METADATA, *columns)

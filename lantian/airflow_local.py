@@ -31,7 +31,9 @@ def airflow_env(home: Path | None = None) -> dict[str, str]:
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__PARALLELISM": "2",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-            "AIRFLOW__LOGGING__LOGGING_LEVEL": env.get("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING"),
+            "AIRFLOW__LOGGING__LOGGING_LEVEL": env.get(
+                "AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING"
+            ),
             "LANTIAN_HOME": str(settings.home()),
             "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH", "")])),
         }

@@ -70,7 +70,9 @@ def prepare_home(home: Path) -> Path:
     home = home.resolve()
     if home.exists() and any(home.iterdir()):
         if not (home / MARKER).exists():
-            raise SystemExit(f"lantian demo: {home} exists and is not a demo folder; choose another")
+            raise SystemExit(
+                f"lantian demo: {home} exists and is not a demo folder; choose another"
+            )
         shutil.rmtree(home)
     home.mkdir(parents=True)
     (home / MARKER).write_text("created by lantian demo; safe to delete\n")
@@ -180,7 +182,11 @@ def _count_landed(db_url: str) -> int:
     engine = sa.create_engine(db_url)
     try:
         with engine.connect() as conn:
-            return int(conn.execute(sa.text("SELECT COALESCE(SUM(n_readings), 0) FROM landed_batches")).scalar())
+            return int(
+                conn.execute(
+                    sa.text("SELECT COALESCE(SUM(n_readings), 0) FROM landed_batches")
+                ).scalar()
+            )
     except sa.exc.OperationalError:
         return 0
     finally:
@@ -284,7 +290,9 @@ def run_demo(
     if landed_ids != expected:
         missing = len(expected - landed_ids)
         extra = len(landed_ids - expected)
-        progress(f"      !! landed set differs from the simulator's: {missing} missing, {extra} extra")
+        progress(
+            f"      !! landed set differs from the simulator's: {missing} missing, {extra} extra"
+        )
 
     from lantian.airflow_local import airflow_env, run_dag
 

@@ -16,6 +16,7 @@ Typical use (the demo, the tests)::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -227,12 +228,54 @@ def pid_alive(pid: int | None) -> bool:
     return state != "Z"
 
 
+#: start.sh writes this line into a component's log just before it starts the process.
+START_MARK = "--- start.sh: starting "
+
+
 def worker_ready(log: Path) -> bool:
-    """Celery prints ``<name> ready.`` once it has connected to the broker and its queues."""
+    """Celery prints ``<name> ready.`` once it has connected to the broker and its queues;
+    only lines after the latest start count (a restarted worker appends to the same log)."""
     try:
-        return " ready." in log.read_text(errors="replace")
+        text = log.read_text(errors="replace")
     except FileNotFoundError:
         return False
+    return " ready." in text.rsplit(START_MARK, 1)[-1]
+
+
+def _parents() -> dict[int, int]:
+    """pid → parent pid of every process visible in /proc (Linux)."""
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # exited while we looked
+        parents[int(stat.parent.name)] = int(fields[1])
+    return parents
+
+
+def descendants(pid: int) -> list[int]:
+    """Every live process below ``pid`` in the process tree, parents before children."""
+    children: dict[int, list[int]] = {}
+    for child, parent in _parents().items():
+        children.setdefault(parent, []).append(child)
+    out, queue = [], list(children.get(pid, []))
+    while queue:
+        current = queue.pop(0)
+        out.append(current)
+        queue.extend(children.get(current, []))
+    return out
+
+
+def ancestors(pid: int) -> list[int]:
+    """Parent, grandparent, … of ``pid`` up to (not including) pid 1."""
+    parents = _parents()
+    out = []
+    current = parents.get(pid)
+    while current and current != 1 and current not in out:
+        out.append(current)
+        current = parents.get(current)
+    return out
 
 
 @dataclass
@@ -293,25 +336,40 @@ class Cluster:
         except (FileNotFoundError, ValueError):
             return None
 
-    def kill(self, component: str, sig: int = signal.SIGKILL) -> int:
-        """Signal a component's whole process group (start.sh runs each in its own session),
-        as a crashed machine would: no warm shutdown, no cleanup. Returns the group id."""
-        pid = self.pid(component)
-        if not pid_alive(pid):
+    def kill(self, component: str, sig: int = signal.SIGKILL) -> list[int]:
+        """Signal everything a component runs, as a crashed machine would stop it: its process
+        group (start.sh gives each component a session) and the groups of its descendants (an
+        Airflow task process leads a group of its own). Returns the groups signalled."""
+        leader = self.pid(component)
+        if not pid_alive(leader):
             raise DistributedError(f"{component} is not running")
-        os.killpg(pid, sig)
-        return pid
+        groups = []
+        for pid in [leader, *descendants(leader)]:
+            try:
+                group = os.getpgid(pid)
+            except ProcessLookupError:
+                continue
+            if group not in groups:
+                groups.append(group)
+        for group in groups:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(group, sig)
+        return groups
 
-    def group_of(self, pid: int) -> str | None:
-        """Which component's process group ``pid`` belongs to (None: not ours)."""
-        try:
-            pgid = os.getpgid(pid)
-        except ProcessLookupError:
-            return None
-        for component in COMPONENTS:
-            if self.pid(component) == pgid:
-                return component
+    def component_of(self, pid: int) -> str | None:
+        """The component whose process tree ``pid`` belongs to (None: not one of ours)."""
+        leaders = {self.pid(c): c for c in COMPONENTS}
+        for ancestor in [pid, *ancestors(pid)]:
+            if ancestor in leaders:
+                return leaders[ancestor]
         return None
+
+    def log_tail(self, component: str, lines: int = 40) -> str:
+        try:
+            text = (self.log_dir / f"{component}.log").read_text(errors="replace")
+        except FileNotFoundError:
+            return f"(no log for {component})"
+        return "\n".join(text.splitlines()[-lines:])
 
     # -- health ---------------------------------------------------------------------------------
     def checks(self) -> list[Check]:

@@ -17,12 +17,12 @@ from lantian import settings
 
 log = logging.getLogger("lantian.pipeline")
 
-#: stream -> the loaded frames it validates (validation/load.py)
+#: stream -> the loaded frames it validates (validation/load.py), each with its suite
 STREAM_FRAMES = {
-    "cems": ("measurements",),
-    "ambient": ("measurements",),
-    "vapor": ("refuellings", "tank_pressure"),
-    "rsd": ("rsd_passes",),
+    "cems": (("measurements", "cems"),),
+    "ambient": (("measurements", "ambient"),),
+    "vapor": (("refuellings", "vapor"), ("tank_pressure", "vapor_tank")),
+    "rsd": (("rsd_passes", "rsd"),),
 }
 #: frame -> warehouse table it lands in once validated
 FRAME_TABLES = {
@@ -85,12 +85,12 @@ def validate_day(stream: str, day: str, run_id: str = "") -> dict[str, Any]:
     docs_dir = settings.out_dir() / "data-docs"
     result = StepResult("validate", day, stream)
     outcomes = []
-    for frame_name in STREAM_FRAMES[stream]:
+    for frame_name, suite in STREAM_FRAMES[stream]:
         frame = loaded.frames[frame_name]
         if "stream" in frame.columns:
             frame = frame[frame["stream"] == stream]
         outcome = validate_partition(
-            stream, frame, registry, run_id=run_id, day=day, docs_dir=docs_dir
+            suite, frame, registry, run_id=run_id, day=day, docs_dir=docs_dir
         )
         outcomes.append(outcome)
         table = FRAME_TABLES[frame_name]
@@ -103,6 +103,9 @@ def validate_day(stream: str, day: str, run_id: str = "") -> dict[str, Any]:
         result.rows_quarantined += len(outcome.quarantine)
         result.rows_out += written
     quarantine = _concat([o.quarantine for o in outcomes])
+    if len(quarantine):
+        # the partition key: a retry must find and replace every row this step wrote
+        quarantine = quarantine.assign(stream=stream)
     results = _concat([o.results for o in outcomes])
     wh.replace("quarantine", quarantine, day=day, stream=stream)
     if len(results):
@@ -164,7 +167,11 @@ def monthly_report(month: str, out: Path | None = None) -> dict[str, Any]:
     data = load_report_data(warehouse(), month)
     paths = build_report(month, data, out)
     log.info("monthly report %s written to %s", month, out)
-    return {k: str(v) for k, v in asdict(paths).items()} if hasattr(paths, "__dataclass_fields__") else {"out": str(out)}
+    return (
+        {k: str(v) for k, v in asdict(paths).items()}
+        if hasattr(paths, "__dataclass_fields__")
+        else {"out": str(out)}
+    )
 
 
 def _concat(frames):

@@ -20,7 +20,9 @@ def landing_root() -> Path:
 
 
 def landing_index_url() -> str:
-    return os.environ.get("LANTIAN_LANDING_INDEX_URL", f"sqlite:///{home() / 'landing-index.sqlite'}")
+    return os.environ.get(
+        "LANTIAN_LANDING_INDEX_URL", f"sqlite:///{home() / 'landing-index.sqlite'}"
+    )
 
 
 def warehouse_url() -> str:

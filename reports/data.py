@@ -199,7 +199,13 @@ def _columns(warehouse: WarehouseLike, table: str) -> list[str] | None:
 
 
 def _read(warehouse: WarehouseLike, table: str, month: str) -> pd.DataFrame | None:
-    """One table for the month, or None when the warehouse has no such table."""
+    """One table for the month, or None when the warehouse has no such table.
+
+    Monthly figures that have no table of their own are read from the warehouse's derived store.
+    """
+    read_derived = getattr(warehouse, "read_derived", None)
+    if read_derived is not None and table not in getattr(warehouse, "tables", lambda: ())():
+        return read_derived(table, month)
     try:
         columns = _columns(warehouse, table)
         if columns is None or "day" in columns:

@@ -184,7 +184,11 @@ def profile_frame(readings: list[dict[str, Any]], day: str, record: str) -> pd.D
 
 
 def _common_columns() -> list[str]:
-    return [c for c in MEASUREMENT_COLUMNS if c not in {"code", "flag", "unit", *SUFFIX_COLUMNS.values()}]
+    return [
+        c
+        for c in MEASUREMENT_COLUMNS
+        if c not in {"code", "flag", "unit", *SUFFIX_COLUMNS.values()}
+    ]
 
 
 #: record -> (family, command) of the device profiles (schemas/data/*_profile.csv)

@@ -331,3 +331,28 @@ def test_status_reader_sees_a_consistent_summary(queue):
     assert summary["queue_bytes"] == queue.bytes_used() > 0
     assert summary["queue_file_bytes"] >= summary["queue_bytes"]
     assert sys.getsizeof(summary) > 0
+
+
+def test_linger_waits_for_a_full_batch_then_sends_what_there_is(tmp_path):
+    from agents.queue import DurableQueue
+    from schemas.reading import Reading
+
+    now = [1000.0]
+    queue = DurableQueue(tmp_path / "q.sqlite", 10_000_000, clock=lambda: now[0])
+
+    def reading(i: int) -> Reading:
+        return Reading(
+            device_id="D1", stream="cems", cn="2051", data_time=f"201712010{i:03d}00"[:14],
+            device_time="2017-12-01T00:00:00+08:00", received_at="2017-12-01T00:00:01+08:00",
+            values={"a21026": {"Avg": str(i)}}, raw=f"frame {i}",
+        )  # fmt: skip
+
+    queue.put([reading(i) for i in range(3)])
+    assert queue.next_batch("D1", 5, lane="live", linger_s=2.0) is None
+    now[0] += 2.5
+    batch = queue.next_batch("D1", 5, lane="live", linger_s=2.0)
+    assert batch is not None and len(batch.readings) == 3
+    queue.ack(batch.batch_id)
+    queue.put([reading(i) for i in range(10, 15)])
+    full = queue.next_batch("D1", 5, lane="live", linger_s=2.0)
+    assert full is not None and len(full.readings) == 5

@@ -62,3 +62,40 @@ def test_registry_load(wh, tmp_path):
     )
     assert wh.load_registry(folder) == {"stacks": 1}
     assert wh.read("stacks")["name"].tolist() == ["1号排口"]
+
+
+def test_derived_figures_round_trip_with_types(wh):
+    frame = pd.DataFrame(
+        {
+            "subdistrict_id": ["SD01", "SD02"],
+            "pm25": [80.5, float("nan")],
+            "rank": [1, 2],
+            "bottom_two": [False, True],
+            "week_start": pd.to_datetime(["2017-12-04", "2017-12-04"]),
+            "at": pd.to_datetime(["2017-12-04T01:00Z", "2017-12-05T01:00Z"]),
+            "reading_ids": [["a"], ["b", "c"]],
+        }
+    )
+    assert wh.replace_derived("weekly_ranking", "2017-12", frame) == 2
+    assert wh.replace_derived("weekly_ranking", "2017-12", frame) == 2
+    back = wh.read_derived("weekly_ranking", "2017-12")
+    assert back["pm25"].iloc[0] == 80.5 and pd.isna(back["pm25"].iloc[1])
+    assert back["rank"].dtype == "int64" and back["bottom_two"].tolist() == [False, True]
+    assert back["at"].iloc[0] == pd.Timestamp("2017-12-04T01:00", tz="UTC")
+    assert back["week_start"].iloc[0] == pd.Timestamp("2017-12-04")
+    assert back["reading_ids"].iloc[1] == ["b", "c"]
+    assert wh.read_derived("weekly_ranking", "2017-11") is None
+    assert wh.derived_names("2017-12") == ["weekly_ranking"]
+    wh.replace_derived("weekly_ranking", "2017-12", frame.iloc[:0])
+    assert len(wh.read_derived("weekly_ranking", "2017-12")) == 0
+
+
+def test_daily_derived_parts_add_up_to_the_month(wh):
+    for day, value in (("2017-12-01", 1.0), ("2017-12-02", 2.0), ("2018-01-01", 9.0)):
+        wh.replace_derived("ambient_hourly", day, pd.DataFrame({"day": [day], "pm25": [value]}))
+    wh.replace_derived(
+        "ambient_hourly", "2017-12-02", pd.DataFrame({"day": ["2017-12-02"], "pm25": [3.0]})
+    )
+    month = wh.read_derived("ambient_hourly", "2017-12")
+    assert month["pm25"].tolist() == [1.0, 3.0]
+    assert wh.read_derived("ambient_hourly", "2017-12-02")["pm25"].tolist() == [3.0]
