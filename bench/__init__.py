@@ -1,0 +1,1 @@
+"""Benchmarks with their baselines: ``python -m bench`` (``make bench``); see bench/README.md."""
