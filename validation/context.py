@@ -1,0 +1,121 @@
+"""One Great Expectations context per process, built on first use and reused.
+
+Building a context, a data source and the suites costs seconds (``import great_expectations`` alone
+is about 4 s); validating a partition against an existing definition costs far less. So a task (or
+a test session) builds one :class:`ValidationContext` and every partition goes through it. The
+context is ephemeral (nothing written to disk except Data Docs when asked), progress bars and
+analytics are off (tqdm bars land in Airflow logs as errors).
+
+Suites are registered under the stream and the fingerprint of the rule files: after a rule change,
+the next run in the same process builds and registers the new suite beside the old one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from pathlib import Path
+from typing import Any
+
+from schemas.validation_rules import ValidationRules
+
+_LOCK = threading.Lock()
+_DEFAULT: ValidationContext | None = None
+
+
+class ValidationContext:
+    """An ephemeral GX context with one pandas asset, suite and validation definition per stream."""
+
+    def __init__(self) -> None:
+        import great_expectations as gx
+        from great_expectations.data_context.types.base import (
+            DataContextConfig,
+            InMemoryStoreBackendDefaults,
+            ProgressBarsConfig,
+        )
+
+        config = DataContextConfig(
+            store_backend_defaults=InMemoryStoreBackendDefaults(),
+            analytics_enabled=False,
+            progress_bars=ProgressBarsConfig(globally=False, metric_calculations=False),
+        )
+        self.gx = gx.get_context(mode="ephemeral", project_config=config)
+        self._source = self.gx.data_sources.add_pandas("lantian")
+        self._batches: dict[str, Any] = {}
+        self._definitions: dict[tuple[str, str], Any] = {}
+        self._checkpoints: dict[tuple[str, str, str], Any] = {}
+        self._sites: dict[str, str] = {}
+
+    def _batch_definition(self, stream: str) -> Any:
+        if stream not in self._batches:
+            asset = self._source.add_dataframe_asset(stream)
+            self._batches[stream] = asset.add_batch_definition_whole_dataframe("partition")
+        return self._batches[stream]
+
+    def definition(self, stream: str, rules: ValidationRules) -> Any:
+        """The validation definition of ``stream`` under ``rules`` (built once)."""
+        import great_expectations as gx
+
+        from validation.suites import build_suite
+
+        key = (stream, rules.fingerprint)
+        if key not in self._definitions:
+            suite = self.gx.suites.add(build_suite(stream, rules))
+            definition = gx.ValidationDefinition(
+                name=f"{suite.name}_partition", data=self._batch_definition(stream), suite=suite
+            )
+            self._definitions[key] = self.gx.validation_definitions.add(definition)
+        return self._definitions[key]
+
+    def checkpoint(
+        self, stream: str, rules: ValidationRules, docs_dir: Path, result_format: dict
+    ) -> Any:
+        """A checkpoint that validates ``stream`` and renders Data Docs into ``docs_dir``."""
+        import great_expectations as gx
+        from great_expectations.checkpoint import UpdateDataDocsAction
+
+        site = self._site(docs_dir)
+        key = (stream, rules.fingerprint, site)
+        if key not in self._checkpoints:
+            checkpoint = gx.Checkpoint(
+                name=f"lantian_{stream}_{rules.fingerprint}_{site}",
+                validation_definitions=[self.definition(stream, rules)],
+                actions=[UpdateDataDocsAction(name="data_docs", site_names=[site])],
+                result_format=result_format,
+            )
+            self._checkpoints[key] = self.gx.checkpoints.add(checkpoint)
+        return self._checkpoints[key]
+
+    def _site(self, docs_dir: Path) -> str:
+        folder = str(Path(docs_dir).resolve())
+        if folder not in self._sites:
+            name = "docs_" + hashlib.sha256(folder.encode()).hexdigest()[:10]
+            Path(folder).mkdir(parents=True, exist_ok=True)
+            self.gx.add_data_docs_site(
+                name,
+                {
+                    "class_name": "SiteBuilder",
+                    "store_backend": {
+                        "class_name": "TupleFilesystemStoreBackend",
+                        "base_directory": folder,
+                    },
+                    "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+                },
+            )
+            self._sites[folder] = name
+        return self._sites[folder]
+
+    def forget_results(self) -> None:
+        """Drop stored validation results: the in-memory store would otherwise grow per run."""
+        store = self.gx.validation_results_store
+        for key in store.list_keys():
+            store.remove_key(key)
+
+
+def get_context() -> ValidationContext:
+    """The process-wide context, built on first use."""
+    global _DEFAULT
+    with _LOCK:
+        if _DEFAULT is None:
+            _DEFAULT = ValidationContext()
+        return _DEFAULT
