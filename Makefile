@@ -47,3 +47,20 @@ lock:
 
 clean:
 	rm -rf var out .pytest_cache
+
+# --- distributed mode (infra/distributed, docs/distributed.md) ----------------------------------
+.PHONY: distributed-stop distributed-status test-distributed
+
+# Airflow on PostgreSQL + CeleryExecutor + Redis, two workers, two ingest replicas, on this host.
+distributed: $(STAMP)
+	bash infra/distributed/start.sh
+
+distributed-stop:
+	bash infra/distributed/stop.sh
+
+distributed-status:
+	bash infra/distributed/status.sh
+
+# Needs PostgreSQL and Redis (bash infra/local/ensure-services.sh); about 5 minutes.
+test-distributed: $(STAMP)
+	$(BIN)/python -m pytest -q -m distributed tests/distributed $(PYTEST_ARGS)

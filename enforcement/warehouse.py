@@ -43,7 +43,10 @@ class Warehouse:
             self.create()
 
     def create(self) -> None:
-        METADATA.create_all(self.engine)
+        """Bring the schema to the latest migration (the same revisions in both modes)."""
+        from enforcement.migrations import upgrade
+
+        upgrade(self.engine)
 
     def tables(self) -> tuple[str, ...]:
         return tuple(METADATA.tables)

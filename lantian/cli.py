@@ -17,7 +17,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "ingest": ("ingest.cli", "the ingest service: serve, devices (registry), landing"),
     "aqi": ("enforcement.aqi_cli", "compute AQI for a CSV of concentrations"),
     "report": ("reports.cli", "write the monthly bureau report"),
-    "warehouse": ("enforcement.warehouse_cli", "create or migrate the warehouse"),
+    "warehouse": ("lantian.migrate", "warehouse schema: upgrade, current, check, revision"),
 }
 
 

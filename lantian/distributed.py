@@ -3,7 +3,8 @@
 The shell scripts in ``infra/distributed`` own the processes; this module reads the same
 ``distributed.env`` (by letting bash source it), so there is one definition of every setting.
 ``python -m lantian.distributed preflight|wait-ready|status`` is what those scripts call for the
-parts that are easier in Python (database creation, HTTP health checks).
+parts that are easier in Python (database creation, HTTP health checks);
+``python -m lantian.distributed airflow <args>`` runs any airflow command against this installation.
 
 Typical use (the demo, the tests)::
 
@@ -17,7 +18,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -95,7 +98,9 @@ def check_postgres(server_url: str, timeout_s: float = 3.0) -> str | None:
     import sqlalchemy as sa
 
     engine = sa.create_engine(
-        f"{server_url}/postgres", poolclass=sa.pool.NullPool, connect_args={"connect_timeout": 3}
+        f"{server_url}/postgres",
+        poolclass=sa.pool.NullPool,
+        connect_args={"connect_timeout": max(1, round(timeout_s))},
     )
     try:
         with engine.connect() as conn:
@@ -343,8 +348,9 @@ class Cluster:
         leader = self.pid(component)
         if not pid_alive(leader):
             raise DistributedError(f"{component} is not running")
+        members = [leader, *descendants(leader)]
         groups = []
-        for pid in [leader, *descendants(leader)]:
+        for pid in members:
             try:
                 group = os.getpgid(pid)
             except ProcessLookupError:
@@ -354,6 +360,10 @@ class Cluster:
         for group in groups:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(group, sig)
+        if sig == signal.SIGKILL:  # gone for sure once we return: a restart must not see them
+            deadline = time.monotonic() + 10.0
+            while any(pid_alive(p) for p in members) and time.monotonic() < deadline:
+                time.sleep(0.05)
         return groups
 
     def component_of(self, pid: int) -> str | None:
@@ -539,6 +549,45 @@ class Cluster:
         ]
 
 
+# --- Celery compatibility ----------------------------------------------------------------------
+
+
+def restore_celery_database_retry(retries: int = 3) -> bool:
+    """Put back ``celery.backends.database.retry``; True if it had to be restored.
+
+    The pinned Celery provider (3.26) imports that decorator, which the pinned Celery (5.7) no
+    longer has, so neither the scheduler nor a worker can load the CeleryExecutor. Called from
+    ``airflow_local_settings`` (infra/distributed/config, and the Helm values), which Airflow
+    imports first in every process. Same meaning as the original: re-run a result-backend query
+    on a transient database error, at most ``retries`` times. A no-op once the pins match again.
+    """
+    try:
+        import celery.backends.database as database
+    except ImportError:  # no Celery or no SQLAlchemy: nothing to fix
+        return False
+    if hasattr(database, "retry"):
+        return False
+    transient = getattr(database, "RETRYABLE_DB_ERRORS", ())
+    log = logging.getLogger("lantian.celery_compat")
+
+    def retry(fun: Any) -> Any:
+        @functools.wraps(fun)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            for attempt in range(1, retries + 1):
+                try:
+                    return fun(*args, **kwargs)
+                except transient:
+                    if attempt == retries:
+                        raise
+                    log.warning("%s failed, retrying (%d/%d)", fun.__name__, attempt, retries)
+            return None  # unreachable: the last attempt returns or raises
+
+        return wrapper
+
+    database.retry = retry
+    return True
+
+
 # --- command line (called by the scripts) -------------------------------------------------------
 
 
@@ -574,6 +623,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="action", required=True)
     sub.add_parser("preflight", help="check PostgreSQL and Redis; create the databases")
     sub.add_parser("status", help="each component's process and health")
+    passthrough = sub.add_parser("airflow", help="run an airflow CLI command in this environment")
+    passthrough.add_argument("args", nargs=argparse.REMAINDER)
     ready = sub.add_parser("wait-ready", help="wait until components are healthy")
     ready.add_argument("components", nargs="*")
     ready.add_argument("--timeout", type=float, default=180.0)
@@ -584,6 +635,9 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_preflight(cluster)
     if args.action == "status":
         return cmd_status(cluster)
+    if args.action == "airflow":
+        airflow = str(Path(cluster.env["LANTIAN_VENV"]) / "bin" / "airflow")
+        os.execve(airflow, [airflow, *args.args], cluster.env)
     try:
         cluster.wait_ready(args.components, args.timeout)
     except DistributedError as exc:

@@ -19,25 +19,29 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lantian import settings
 
+if TYPE_CHECKING:
+    import sqlalchemy as sa
 
-def upgrade(url: str, revision: str = "head") -> str:
-    """Migrate the warehouse at ``url`` (SQLite or PostgreSQL); return the revision it is at."""
+
+def upgrade(url: str | sa.Engine, revision: str = "head") -> str:
+    """Migrate the warehouse at ``url`` (SQLite or PostgreSQL URL, or an engine) to ``revision``;
+    return the revision it is at. Safe to call from many processes at once on PostgreSQL."""
     from enforcement.migrations import upgrade as _upgrade
 
     return _upgrade(url, revision)
 
 
-def current(url: str) -> str | None:
+def current(url: str | sa.Engine) -> str | None:
     from enforcement.migrations import current as _current
 
     return _current(url)
 
 
-def check(url: str) -> list[Any]:
+def check(url: str | sa.Engine) -> list[Any]:
     """Differences between the database and ``enforcement.warehouse_schema.METADATA``."""
     from enforcement.migrations import check as _check
 

@@ -13,6 +13,8 @@ through; every change to it must come with a revision in ``versions/`` (the test
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -84,11 +86,21 @@ def describe(diff: Any) -> str:
     return repr(diff)
 
 
-def _engine(url: str) -> sa.Engine:
-    parsed = sa.engine.make_url(url)
+@contextmanager
+def _engine(target: str | sa.Engine) -> Iterator[sa.Engine]:
+    """An engine for a URL (made here, disposed after) or the caller's own engine (kept: an
+    in-memory SQLite lives only in its engine's connection)."""
+    if isinstance(target, sa.Engine):
+        yield target
+        return
+    parsed = sa.engine.make_url(target)
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    return sa.create_engine(url, poolclass=sa.pool.NullPool)
+    engine = sa.create_engine(target, poolclass=sa.pool.NullPool)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
 
 
 def _adopt_unversioned(conn: sa.Connection, config: Config) -> None:
@@ -109,14 +121,14 @@ def _adopt_unversioned(conn: sa.Connection, config: Config) -> None:
     command.stamp(config, "head")
 
 
-def upgrade(url: str, revision: str = "head") -> str:
-    """Migrate the warehouse at ``url`` to ``revision`` (default: newest); return its revision."""
-    engine = _engine(url)
-    try:
-        target = head() if revision == "head" else revision
+def upgrade(target: str | sa.Engine, revision: str = "head") -> str:
+    """Migrate the warehouse at ``target`` (a URL or an engine) to ``revision`` (default: the
+    newest); return the revision it is at."""
+    wanted = head() if revision == "head" else revision
+    with _engine(target) as engine:
         with engine.connect() as conn:
-            if current_revision(conn) == target:
-                return target  # the common case in every task: nothing to do, no lock taken
+            if current_revision(conn) == wanted:
+                return wanted  # the common case in every task: nothing to do, no lock taken
         with engine.begin() as conn:
             if conn.dialect.name == "postgresql":
                 # Serialises concurrent upgrades; released when this transaction ends.
@@ -126,25 +138,15 @@ def upgrade(url: str, revision: str = "head") -> str:
             _adopt_unversioned(conn, config)
             command.upgrade(config, revision)
             return current_revision(conn) or ""
-    finally:
-        engine.dispose()
 
 
-def current(url: str) -> str | None:
-    """The revision the warehouse at ``url`` is at (None: never migrated)."""
-    engine = _engine(url)
-    try:
-        with engine.connect() as conn:
-            return current_revision(conn)
-    finally:
-        engine.dispose()
+def current(target: str | sa.Engine) -> str | None:
+    """The revision the warehouse is at (None: never migrated)."""
+    with _engine(target) as engine, engine.connect() as conn:
+        return current_revision(conn)
 
 
-def check(url: str) -> list[Any]:
-    """Differences between the warehouse at ``url`` and ``METADATA`` (empty when in step)."""
-    engine = _engine(url)
-    try:
-        with engine.connect() as conn:
-            return schema_diff(conn)
-    finally:
-        engine.dispose()
+def check(target: str | sa.Engine) -> list[Any]:
+    """Differences between the warehouse and ``METADATA`` (empty when in step)."""
+    with _engine(target) as engine, engine.connect() as conn:
+        return schema_diff(conn)

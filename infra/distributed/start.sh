@@ -48,6 +48,7 @@ for component in "${WANTED[@]}"; do
     continue
   fi
   command_of "$component"
+  echo "--- start.sh: starting $component at $(date -u +%FT%TZ): ${CMD[*]}" >>"$LOG_DIR/$component.log"
   # setsid: a process group of its own, so stop.sh (and a test's SIGKILL) reach its children.
   setsid "${CMD[@]}" >>"$LOG_DIR/$component.log" 2>&1 </dev/null &
   echo $! >"$RUN_DIR/$component.pid"
