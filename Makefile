@@ -43,7 +43,7 @@ bench: $(STAMP)
 
 lock:
 	$(PYTHON) -m venv /tmp/lantian-lock && /tmp/lantian-lock/bin/pip install -q -r requirements/server.in
-	{ echo "# Pinned central-side environment (Python 3.11). Regenerate with 'make lock' after editing server.in."; /tmp/lantian-lock/bin/pip freeze; } > requirements/server.lock
+	{ echo "# Pinned central-side environment (Python 3.11). Regenerate with 'make lock' after editing server.in."; /tmp/lantian-lock/bin/pip freeze; /tmp/lantian-lock/bin/pip freeze --all | grep -E "^(setuptools|wheel)=="; } > requirements/server.lock
 
 clean:
 	rm -rf var out .pytest_cache
