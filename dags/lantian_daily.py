@@ -11,8 +11,17 @@ from datetime import datetime, timedelta, timezone
 
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 
+from lantian.notify import failure_notifiers
+
 BEIJING = timezone(timedelta(hours=8))
 STREAMS = ("cems", "ambient", "vapor", "rsd")
+#: lantian.rules_daily step -> the validate_<stream> tasks whose data it reads
+DAILY_RULES = {
+    "ambient_day": ("ambient",),
+    "vapor_day": ("vapor",),
+    "rsd_day": ("rsd",),
+    "transmission_day": ("cems", "ambient"),
+}
 
 
 @dag(
@@ -21,7 +30,11 @@ STREAMS = ("cems", "ambient", "vapor", "rsd")
     start_date=datetime(2017, 10, 1, tzinfo=BEIJING),
     catchup=False,
     max_active_runs=2,
-    default_args={"retries": 2, "retry_delay": timedelta(minutes=1)},
+    default_args={
+        "retries": 2,
+        "retry_delay": timedelta(minutes=1),
+        "on_failure_callback": failure_notifiers("day"),
+    },
     params={"day": Param(None, type=["null", "string"], description="Beijing day YYYY-MM-DD")},
     tags=["lantian"],
 )
@@ -53,6 +66,14 @@ def lantian_daily():
 
         return cems_day(day)
 
+    @task
+    def daily_rules(step: str, day: str) -> dict:
+        from airflow.sdk import get_current_context
+
+        from lantian import rules_daily
+
+        return getattr(rules_daily, step)(day, run_id=get_current_context()["run_id"])
+
     day = resolve_day()
     registry = sync_registry()
     validated = {}
@@ -60,6 +81,10 @@ def lantian_daily():
         validated[stream] = validate.override(task_id=f"validate_{stream}")(stream, day)
         registry >> validated[stream]
     validated["cems"] >> cems_rules(day)
+    for step, streams in DAILY_RULES.items():
+        rules = daily_rules.override(task_id=step.removesuffix("_day") + "_rules")(step, day)
+        for stream in streams:
+            validated[stream] >> rules
 
 
 lantian_daily()

@@ -129,8 +129,10 @@ def land_scenario(
     *,
     batch_size: int = 500,
     wire: bool = True,
+    devices: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Decode every simulated device and land its readings; return per-device counts.
+    """Decode every simulated device (or only ``devices``) and land its readings; return
+    per-device counts.
 
     The result maps ``device_id`` to ``{"stream", "readings", "batches", "landed",
     "duplicates"}`` (``landed`` / ``duplicates`` count batches: landing a scenario twice changes
@@ -143,7 +145,7 @@ def land_scenario(
     landing = Landing(Path(landing_root), index_url)
     out: dict[str, Any] = {}
     total = 0
-    for device_id in scenario.device_ids():
+    for device_id in scenario.device_ids() if devices is None else devices:
         stream = scenario.device_config(device_id)["stream"]
         readings = unique_readings(decode_device(scenario, device_id, wire=wire))
         counts = {"stream": stream, "readings": len(readings), "batches": 0}
@@ -218,14 +220,14 @@ def load_bureau_inputs(
     folder = Path(registry_dir)
     folder.mkdir(parents=True, exist_ok=True)
     registry = _registry_frames(folder, scenario_or_registry)
-    if exceedances is None and not isinstance(scenario_or_registry, dict):
-        exceedances = _truth_exceedances(scenario_or_registry)
     n_stacks = len(registry.get("stacks", ()))
     if n_stacks < 4:
         raise ValueError(
             f"the registry has {n_stacks} stack(s); the simulated case events need at least four "
             "(enforcement.bureau_inputs): use the demo or district scale"
         )
+    if exceedances is None and not isinstance(scenario_or_registry, dict):
+        exceedances = _truth_exceedances(scenario_or_registry)
     inputs = simulate_bureau_inputs(registry, exceedances, seed, month)
     truth = inputs.pop("truth")
     write_bureau_inputs(inputs, folder)

@@ -37,10 +37,41 @@ log = logging.getLogger("lantian.rules_daily")
 DISTRICT = "district"
 #: what a micro-station's figures carry from the ``stations`` registry
 STATION_COLUMNS = ["station_id", "device_id", "subdistrict_id"]
+#: the measurement columns the hourly means read
+MINUTE_COLUMNS = [
+    "reading_id",
+    "device_id",
+    "stream",
+    "cn",
+    "data_time",
+    "code",
+    "avg",
+    "rtd",
+    "valid",
+]
 
 
 def previous_day(day: str) -> str:
     return (date.fromisoformat(day) - timedelta(days=1)).isoformat()
+
+
+def read_columns(wh: Any, table: str, columns: list[str], **where: Any) -> pd.DataFrame:
+    """Some columns of a warehouse table (``Warehouse.read`` reads them all): the long
+    ``measurements`` table is read several times a day and a month, so only what a rule needs."""
+    import sqlalchemy as sa
+
+    from enforcement.warehouse_schema import TIME_COLUMNS
+
+    t = wh.table(table)
+    query = sa.select(*(t.c[c] for c in columns)).where(*(t.c[k] == v for k, v in where.items()))
+    with wh.engine.connect() as conn:
+        frame = pd.DataFrame(conn.execute(query).fetchall(), columns=columns)
+    for column in columns:
+        if column in TIME_COLUMNS:
+            frame[column] = pd.to_datetime(frame[column], utc=True)
+        elif isinstance(t.c[column].type, sa.Float):
+            frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
+    return frame
 
 
 # ------------------------------------------------------------------------------------ ambient
@@ -134,7 +165,7 @@ def _day_hours(frame: pd.DataFrame, day: str) -> pd.DataFrame:
     return frame[(ends > start) & (ends <= start + pd.Timedelta(days=1))]
 
 
-def _beijing_hours(frame: pd.DataFrame | None) -> pd.DataFrame | None:
+def beijing_hours(frame: pd.DataFrame | None) -> pd.DataFrame | None:
     """Stored hourly rows back with Beijing hour-end labels (the store keeps UTC instants)."""
     from schemas.reading import BEIJING
 
@@ -150,7 +181,7 @@ def ambient_day(day: str, run_id: str = "") -> dict[str, Any]:
     district's rolling 24-hour AQI for the alerts (the previous day's stored hours complete the
     first windows of the day)."""
     wh = warehouse()
-    minutes = wh.read("measurements", day=day, stream="ambient")
+    minutes = read_columns(wh, "measurements", MINUTE_COLUMNS, day=day, stream="ambient")
     stations = wh.read("stations")
     hourly = station_hourly(minutes, stations)
     wh.replace_derived("ambient_hourly", day, hourly, run_id)
@@ -158,14 +189,13 @@ def ambient_day(day: str, run_id: str = "") -> dict[str, Any]:
     wh.replace_derived("aqi_daily", day, aqi["district"], run_id)
     wh.replace_derived("aqi_daily_subdistrict", day, aqi["subdistrict"], run_id)
     wh.replace_derived("aqi_daily_station", day, aqi["station"], run_id)
-    before = _beijing_hours(wh.read_derived("ambient_hourly", previous_day(day)))
-    both = pd.concat([f for f in (before, hourly) if f is not None and len(f)], ignore_index=True)
-    rolling = (
-        district_rolling_aqi(both, stations)
-        if len(both)
-        else district_rolling_aqi(hourly, stations)
-    )
-    rolling = _day_hours(rolling, day) if len(rolling) else rolling
+    before = beijing_hours(wh.read_derived("ambient_hourly", previous_day(day)))
+    rolling = district_rolling_aqi(hourly, stations)
+    if len(hourly):
+        both = [f for f in (before, hourly) if f is not None and len(f)]
+        rolling = _day_hours(
+            district_rolling_aqi(pd.concat(both, ignore_index=True), stations), day
+        )
     wh.replace_derived("aqi_rolling_24h", day, rolling, run_id)
     district = aqi["district"]
     note = "" if district.empty else f"district AQI {district['aqi'].iloc[0]}"
@@ -316,8 +346,10 @@ def transmission_rows(
 def transmission_day(day: str, run_id: str = "") -> dict[str, Any]:
     """Effective transmission (CEMS) and upload (micro-station) counts and rates of one day."""
     wh = warehouse()
+    columns = ["device_id", "reading_id", "cn", "code", "stream", "day", "valid"]
     measurements = pd.concat(
-        [wh.read("measurements", day=day, stream=s) for s in ("cems", "ambient")], ignore_index=True
+        [read_columns(wh, "measurements", columns, day=day, stream=s) for s in ("cems", "ambient")],
+        ignore_index=True,
     )
     quarantine = pd.concat(
         [wh.read("quarantine", day=day, stream=s) for s in ("cems", "ambient")], ignore_index=True
@@ -338,6 +370,7 @@ __all__ = [
     "daily_aqi",
     "district_rolling_aqi",
     "quarantined_rows",
+    "read_columns",
     "rsd_day",
     "station_hourly",
     "transmission_day",
