@@ -124,13 +124,18 @@ class PortPipeline:
     # ByteSink ------------------------------------------------------------
 
     def feed(self, data: bytes) -> int:
+        """Frames of one read are stored in one transaction (one fsync), then answered."""
         good = 0
+        decoded: list[tuple[Frame, list[Reading]]] = []
         for item in self.reader.feed(data):
             if isinstance(item, FrameError):
                 self._frame_error(item)
             else:
                 good += 1
-                self.handle_frame(item)
+                pair = self._decode(item)
+                if pair is not None:
+                    decoded.append(pair)
+        self._store_and_answer(decoded)
         return good
 
     def tick(self) -> None:
@@ -146,11 +151,19 @@ class PortPipeline:
 
     def handle_frame(self, frame: Frame) -> list[Reading]:
         """Decode, queue durably, then answer. Returns the readings put (for tests and doctor)."""
+        pair = self._decode(frame)
+        if pair is None:
+            return []
+        return pair[1] if self._store_and_answer([pair]) else []
+
+    def _decode(self, frame: Frame) -> tuple[Frame, list[Reading]] | None:
+        """A whole (reassembled) frame and its readings; None while a split group is open or
+        when the frame cannot be decoded (reported and kept in the rejects file)."""
         self.counts["frames"] += 1
         received_at = self._now()
         merged = self.assembler.add(frame, self._monotonic())
         if merged is None:
-            return []  # a packet of an incomplete split group; answered once the group is queued
+            return None  # a packet of an incomplete split group; answered once the group is queued
         for warning in merged.warnings:
             log.debug("port %s: %s", self.port.label, warning)
         device = self._device(merged)
@@ -167,24 +180,32 @@ class PortPipeline:
             )
             if self.rejects:
                 self.rejects.write(self.port.label, "decode", str(exc), merged.raw)
-            return []
+            return None
         for reading in readings:
             self.clock_watch.observe_reading(reading)
+        return merged, readings
+
+    def _store_and_answer(self, decoded: list[tuple[Frame, list[Reading]]]) -> bool:
+        """Queue every reading durably, and only then answer the frames that asked."""
+        if not decoded:
+            return True
+        readings = [r for _, rs in decoded for r in rs]
         try:
-            self.counts["new_readings"] += self.queue.put(readings)
+            self.counts["new_readings"] += self.queue.put(readings) if readings else 0
         except QueueError as exc:
-            # Not stored: do not answer, so the logger keeps the record and sends it again.
-            self.counts["refused"] += 1
+            # Not stored: do not answer, so the logger keeps the records and sends them again.
+            self.counts["refused"] += len(decoded)
             log.error(
                 "port %s: %d readings not queued, logger not answered: %s",
                 self.port.label,
                 len(readings),
                 exc,
             )
-            return []
+            return False
         self.counts["readings"] += len(readings)
-        self._answer(merged)
-        return readings
+        for merged, _ in decoded:
+            self._answer(merged)
+        return True
 
     def _device(self, frame: Frame) -> DeviceConfig:
         mn = frame.mn or ""

@@ -193,6 +193,17 @@ def _count_landed(db_url: str) -> int:
         engine.dispose()
 
 
+def _bureau_inputs(registry_dir: Path, scenario: Any, month: str, seed: int) -> str:
+    """The bureau's own inputs (case events, fuel samples, findings) beside the registry files."""
+    from lantian.direct_load import load_bureau_inputs
+
+    try:
+        load_bureau_inputs(registry_dir, scenario, month, seed)
+    except ValueError as exc:
+        return f"bureau inputs not simulated at this scale ({exc})"
+    return "bureau inputs (cases, samples, findings) simulated"
+
+
 def run_demo(
     home: Path,
     *,
@@ -216,6 +227,7 @@ def run_demo(
     registry_dir = settings.registry_dir()
     scenario.write_registry(registry_dir)
     day_names = [d.isoformat() for d in scenario.day_list()]
+    bureau_note = _bureau_inputs(registry_dir, scenario, day_names[0][:7], seed)
     summary = DemoSummary(home=str(home), seed=seed, scale=scale, days=day_names)
     devices = scenario.device_ids()
     expected: set[str] = set()
@@ -224,7 +236,8 @@ def run_demo(
     summary.readings_expected = len(expected)
     progress(
         f"[1/4] simulated district: {len(devices)} devices, {len(day_names)} day(s) from "
-        f"{day_names[0]}, {len(expected)} readings to deliver (seed {seed}, scale {scale})"
+        f"{day_names[0]}, {len(expected)} readings to deliver (seed {seed}, scale {scale}); "
+        f"{bureau_note}"
     )
 
     db_url = settings.landing_index_url()
@@ -387,6 +400,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", default="demo", choices=["tiny", "demo", "district"])
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     args = parser.parse_args(argv)
+    # SIGTERM must unwind like Ctrl-C so that the ingest and agent processes are stopped too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     days = 31 if args.month else args.days
     summary = run_demo(Path(args.home), seed=args.seed, days=days, scale=args.scale)
     if args.json:
