@@ -22,9 +22,11 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
+
+from schemas.reading import BEIJING
 
 MARKER = ".lantian-demo"
 
@@ -107,7 +109,7 @@ def agent_config(scenario: Any, ports: dict[str, str], server: str, agent_dir: P
         f'data_dir = "{agent_dir}"',
         f'server = "{server}"',
         "backlog_rate = 1000000",
-        "batch_max_readings = 500",
+        "batch_max_readings = 2000",
         "heartbeat_interval_s = 5",
         "replay = true",
         'log_level = "WARNING"',
@@ -380,8 +382,9 @@ def print_summary(summary: DemoSummary) -> None:
         + ("exactly the planted hours" if summary.exceedances_match else "MISMATCH")
     )
     for row in summary.exceedances_found[:10]:
+        hour = datetime.fromisoformat(row["hour_start"]).astimezone(BEIJING)
         print(
-            f"    {row['hour_start']} {row['stack_id']} {row['pollutant']}: "
+            f"    {hour:%Y-%m-%d %H:00} (Beijing) {row['stack_id']} {row['pollutant']}: "
             f"{row['hourly_mean']} > {row['limit']} mg/m3 ({row['n_readings']} readings)"
         )
     if summary.report:
@@ -395,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="lantian demo", description=__doc__.splitlines()[0])
     parser.add_argument("--home", default="var/demo", help="demo folder (wiped on each run)")
     parser.add_argument("--seed", type=int, default=2017)
-    parser.add_argument("--days", type=int, default=3, help="days of December 2017 (default 3)")
+    parser.add_argument("--days", type=int, default=2, help="days of December 2017 (default 2)")
     parser.add_argument("--month", action="store_true", help="the whole month (31 days)")
     parser.add_argument("--scale", default="demo", choices=["tiny", "demo", "district"])
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
