@@ -86,18 +86,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from ingest.db import ensure_schema
 
     ensure_schema(settings.db_url)  # once, before workers race to create tables
-    uvicorn.run(
-        "ingest.app:create_app_from_env",
-        factory=True,
-        host=args.host or settings.host,
-        port=args.port or settings.port,
-        workers=args.workers or settings.workers,
-        log_config=_log_config(settings.log_level),
-        access_log=False,  # the app writes its own JSON access line
-        date_header=False,  # the app sets Date itself (agents correct their clocks from it)
-        server_header=False,
-        timeout_graceful_shutdown=30,
-    )
+    host, port = args.host or settings.host, args.port or settings.port
+    workers = args.workers or settings.workers
+    options = {
+        "log_config": _log_config(settings.log_level),
+        "access_log": False,  # the app writes its own JSON access line
+        "date_header": False,  # the app sets Date itself (agents correct their clocks from it)
+        "server_header": False,
+        "timeout_graceful_shutdown": 30,
+    }
+    if workers > 1:
+        # One SO_REUSEPORT socket per worker (see ingest/serve.py), not uvicorn's shared one.
+        from ingest.serve import Supervisor
+
+        return Supervisor("ingest.app:create_app_from_env", host, port, workers, options).run()
+    uvicorn.run("ingest.app:create_app_from_env", factory=True, host=host, port=port, **options)
     return 0
 
 

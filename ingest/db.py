@@ -12,9 +12,13 @@ datetime sorts lexically in time order (``…:00+00:00`` < ``…:00.500000+00:00
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import (
     BigInteger,
@@ -22,6 +26,7 @@ from sqlalchemy import (
     Connection,
     Engine,
     Float,
+    Insert,
     Integer,
     MetaData,
     String,
@@ -31,6 +36,8 @@ from sqlalchemy import (
     event,
     text,
 )
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 
 metadata = MetaData()
 
@@ -135,11 +142,14 @@ def get_engine(url: str) -> Engine:
         if engine is not None:
             return engine
         if url.startswith("sqlite"):
+            # As many pooled connections as the server has worker threads (anyio's 40): a
+            # connection opened past the pool is closed on return, and reopening one (WAL
+            # pragmas, schema parse) costs more CPU than the query it was opened for.
             engine = create_engine(
                 url,
                 connect_args={"timeout": 30, "check_same_thread": False},
-                pool_size=10,
-                max_overflow=30,
+                pool_size=40,
+                max_overflow=20,
                 hide_parameters=True,
             )
             event.listen(engine, "connect", _sqlite_pragmas)
@@ -154,16 +164,28 @@ def get_engine(url: str) -> Engine:
 
 
 _WRITE_LOCKS: dict[int, threading.Lock] = {}
+#: Per process and database file: an open lock file (flock is per open file, so one per process).
+_LOCK_FILES: dict[tuple[int, str], int] = {}
+
+
+def _lock_file(path: str) -> int:
+    key = (os.getpid(), path)  # a forked child must open its own
+    with _ENGINES_LOCK:
+        fd = _LOCK_FILES.get(key)
+        if fd is None:
+            fd = _LOCK_FILES[key] = os.open(f"{path}-writer.lock", os.O_RDWR | os.O_CREAT, 0o640)
+    return fd
 
 
 @contextlib.contextmanager
 def begin_write(engine: Engine) -> Iterator[Connection]:
-    """A write transaction. On SQLite, one writer per process at a time.
+    """A write transaction. On a SQLite file, one writer at a time across threads and processes.
 
-    SQLite has one write lock per database; threads that collide wait in its busy handler,
+    SQLite has one write lock per database; writers that collide wait in its busy handler,
     which sleeps in growing steps (up to 100 ms) and collapses throughput under load. A Python
-    lock queues the threads of a process instead and wakes the next one at once; only the
-    worker processes still meet in SQLite's handler. PostgreSQL needs no such lock.
+    lock queues the threads of a process, and an ``flock`` on ``<db>-writer.lock`` queues the
+    processes (uvicorn workers, the CLI): a waiter is woken by the kernel the moment the holder
+    releases. SQLite's busy timeout stays as the backstop. PostgreSQL needs no such lock.
     """
     if engine.dialect.name != "sqlite":
         with engine.begin() as conn:
@@ -171,8 +193,152 @@ def begin_write(engine: Engine) -> Iterator[Connection]:
         return
     with _ENGINES_LOCK:
         lock = _WRITE_LOCKS.setdefault(id(engine), threading.Lock())
-    with lock, engine.begin() as conn:
-        yield conn
+    path = sqlite_path(engine.url.render_as_string(hide_password=False))
+    with lock:
+        fd = _lock_file(path) if path and path != ":memory:" else None
+        if fd is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            with engine.begin() as conn:
+                yield conn
+        finally:
+            if fd is not None:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+def insert_ignoring_conflicts(engine: Engine, table: Table, *key: str) -> Insert:
+    """``INSERT … ON CONFLICT (key) DO NOTHING`` for SQLite and PostgreSQL.
+
+    A conflict is then an answer (no row inserted) rather than an error, so one transaction can
+    carry the inserts of many requests (:class:`GroupCommit`) without one conflict aborting the
+    others (PostgreSQL aborts a whole transaction on an error).
+    """
+    dialects = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
+    make = dialects.get(engine.dialect.name)
+    if make is None:
+        raise NotImplementedError(f"database {engine.dialect.name!r} is not supported")
+    return make(table).on_conflict_do_nothing(index_elements=list(key))
+
+
+T = TypeVar("T")
+
+
+@dataclass(eq=False)
+class _Pending(Generic[T]):
+    work: Callable[[Connection], T]
+    wake: threading.Event = field(default_factory=threading.Event)
+    done: bool = False
+    result: Any = None
+    error: BaseException | None = None
+
+
+class GroupCommit:
+    """Many threads' small write transactions committed as one: one fsync for all of them.
+
+    ``run(work)`` queues ``work(conn)`` and returns its result once a commit that includes it
+    is durable, so a caller that answers after ``run`` still answers only after its rows are on
+    disk. The first caller to find no commit in progress leads: it takes every queued piece of
+    work, runs it in one transaction, commits, wakes the callers, and hands the lead to the
+    oldest caller that queued meanwhile. Under load the queue fills while a commit's fsync is in
+    progress, so the cost of an fsync is shared by everyone who arrived during the previous one.
+
+    A piece of work that raises must have written nothing (conflicts are answered with
+    :func:`insert_ignoring_conflicts`, not errors); its caller gets the exception and the others
+    go on. A database error (``DBAPIError``) rolls the whole transaction back; each piece of
+    work is then committed alone, so only the one at fault gets the error. Work is therefore
+    run again after such a rollback and must not depend on having run before.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._mutex = threading.Lock()
+        self._queue: list[_Pending[Any]] = []
+        self._busy = False
+        #: Commits made and pieces of work they carried (for tests and the metrics).
+        self.commits = 0
+        self.items = 0
+
+    def run(self, work: Callable[[Connection], T]) -> T:
+        item: _Pending[T] = _Pending(work)
+        with self._mutex:
+            self._queue.append(item)
+            lead = not self._busy
+            self._busy = True
+        while True:
+            if lead:
+                self._lead()
+            item.wake.wait()
+            if item.done:
+                break
+            # Promoted to leader while waiting: commit the queue, own work included.
+            item.wake.clear()
+            lead = True
+        if item.error is not None:
+            raise item.error
+        return item.result
+
+    def _lead(self) -> None:
+        with self._mutex:
+            group, self._queue = self._queue, []
+        try:
+            self._commit(group)
+        finally:
+            for item in group:
+                item.done = True
+                item.wake.set()
+            with self._mutex:
+                if self._queue:
+                    self._queue[0].wake.set()  # not done: it wakes as the next leader
+                else:
+                    self._busy = False
+
+    def _commit(self, group: list[_Pending[Any]]) -> None:
+        try:
+            self._transaction(group)
+        except DBAPIError:
+            # One piece of work broke the shared transaction (everything was rolled back):
+            # commit each alone, so only the one at fault fails.
+            for item in group:
+                if item.error is None:
+                    self._transaction([item])
+
+    def _transaction(self, group: list[_Pending[Any]]) -> None:
+        """Run ``group`` in one transaction; on a database error nothing of it is written."""
+        try:
+            with begin_write(self.engine) as conn:
+                for item in group:
+                    try:
+                        item.result = item.work(conn)
+                    except DBAPIError:
+                        raise
+                    except Exception as exc:  # noqa: BLE001 - handed to its own caller
+                        item.error = exc
+        except BaseException as exc:
+            for item in group:
+                if item.error is None:
+                    item.error, item.result = exc, None
+            if len(group) > 1 and isinstance(exc, DBAPIError):
+                for item in group:  # retried one by one by _commit
+                    if item.error is exc:
+                        item.error = None
+                raise
+            if not isinstance(exc, Exception):
+                raise
+            return
+        self.commits += 1
+        self.items += len(group)
+
+
+_GROUPS: dict[int, GroupCommit] = {}
+
+
+def group_commit(engine: Engine) -> GroupCommit:
+    """The process's :class:`GroupCommit` for ``engine`` (one per engine, so all writers share)."""
+    with _ENGINES_LOCK:
+        group = _GROUPS.get(id(engine))
+        if group is None or group.engine is not engine:
+            group = _GROUPS[id(engine)] = GroupCommit(engine)
+        return group
 
 
 def dispose_engine(url: str) -> None:

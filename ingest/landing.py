@@ -38,10 +38,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, insert, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, Engine, bindparam, select
 
-from ingest.db import begin_write, ensure_schema, landed_batches, utc_iso, utc_now
+from ingest.db import (
+    ensure_schema,
+    group_commit,
+    insert_ignoring_conflicts,
+    landed_batches,
+    utc_iso,
+    utc_now,
+)
 
 GZIP_MAGIC = b"\x1f\x8b"
 
@@ -49,6 +55,9 @@ GZIP_MAGIC = b"\x1f\x8b"
 #: at the start (no ``..``, no hidden files) and no separators.
 SAFE_DEVICE_ID = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$")
 SAFE_BATCH_ID = re.compile(r"^[0-9a-f]{32}$")
+
+#: Built once: a statement object reused across calls skips most of SQLAlchemy's per-call work.
+_BY_BATCH_ID = select(landed_batches).where(landed_batches.c.batch_id == bindparam("batch_id"))
 
 #: Landed files are evidence: read-only for the owner and the pipeline's group.
 FILE_MODE = 0o440
@@ -269,9 +278,7 @@ class LandingIndex:
 
     def get(self, batch_id: str) -> LandedBatch | None:
         with self.engine.connect() as conn:
-            row = conn.execute(
-                select(landed_batches).where(landed_batches.c.batch_id == batch_id)
-            ).first()
+            row = conn.execute(_BY_BATCH_ID, {"batch_id": batch_id}).first()
         return None if row is None else _entry(row)
 
     def batches(
@@ -359,6 +366,10 @@ class LandingIndex:
         return report
 
 
+#: What :meth:`Landing.land` may run in the transaction that indexes a batch (see there).
+Claim = Callable[[Connection], None]
+
+
 class Landing(LandingIndex):
     """Write side: ``land(batch, body)`` returns only once the batch is durable and indexed."""
 
@@ -372,6 +383,10 @@ class Landing(LandingIndex):
         super().__init__(index_url, root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.clock = clock
+        self.commits = group_commit(self.engine)
+        self._insert = insert_ignoring_conflicts(self.engine, landed_batches, "batch_id").returning(
+            landed_batches.c.seq
+        )
 
     def writable(self) -> bool:
         """Can a file be created and fsynced in the landing root right now (readiness)?"""
@@ -389,16 +404,30 @@ class Landing(LandingIndex):
         *,
         signed_at: int | None = None,
         signature: str | None = None,
+        span: tuple[datetime, datetime] | None = None,
+        claim: Claim | None = None,
     ) -> LandResult:
         """Land a checked batch. ``body`` is the request body (gzip or JSON) or None.
 
         The caller has already checked the batch (``schemas.reading.check_batch_dict``) and that
-        ``body`` decodes to it. A batch id already indexed returns ``duplicate`` and writes nothing.
+        ``body`` decodes to it; ``span`` is its earliest and latest ``device_time`` if the caller
+        has it (else it is computed). A batch id already indexed returns ``duplicate`` and writes
+        no file.
+
+        ``claim(conn)`` runs first in the transaction that indexes the batch, or alone for a
+        duplicate (the service records the request's signature there, so the replay-cache row
+        and the index row are durable together, in one commit). It may refuse by raising, having
+        written nothing; the batch is then not indexed and the exception propagates.
+
+        The index row is committed through the process's :class:`ingest.db.GroupCommit`: one
+        fsync for all the batches that are waiting at that moment, and no return before it.
         """
         device_id, batch_id = batch["device_id"], batch["batch_id"]
         check_names(device_id, batch_id)
         existing = self.get(batch_id)
         if existing is not None:
+            if claim is not None:
+                self.commits.run(claim)
             return _result("duplicate", existing)
 
         data = stored_bytes(batch, body)
@@ -413,7 +442,8 @@ class Landing(LandingIndex):
             batch = json.loads(gunzip_limited(data, limit=1 << 32))
             if batch.get("batch_id") != batch_id:
                 raise LandingError(f"{final} holds batch {batch.get('batch_id')!r}, not {batch_id}")
-        first, last = data_time_range(batch)
+            span = None
+        first, last = span or data_time_range(batch)
         row = {
             "batch_id": batch_id,
             "device_id": device_id,
@@ -427,13 +457,26 @@ class Landing(LandingIndex):
             "signed_at": signed_at,
             "signature": signature,
         }
+
+        def index(conn: Connection) -> tuple[int | None, Any]:
+            if claim is not None:
+                claim(conn)
+            seq = conn.execute(self._insert, row).scalar()
+            if seq is not None:
+                return seq, None
+            # Indexed meanwhile by another replica or request: read the winner's row.
+            return None, conn.execute(_BY_BATCH_ID, {"batch_id": batch_id}).first()
+
         try:
-            with begin_write(self.engine) as conn:
-                seq = conn.execute(insert(landed_batches).values(**row)).inserted_primary_key[0]
-        except IntegrityError:
-            winner = self.get(batch_id)
-            if winner is None:
-                raise
+            seq, winner_row = self.commits.run(index)
+        except Exception:
+            if created:
+                self._drop_if_superseded(final, batch_id, row["path"])
+            raise
+        if seq is None:
+            if winner_row is None:
+                raise LandingError(f"batch {batch_id}: conflicting index row vanished")
+            winner = _entry(winner_row)
             if created and winner.path != row["path"]:
                 final.unlink()  # ours alone: the winner's file is at another path
                 _fsync_dir(final.parent)
@@ -448,6 +491,18 @@ class Landing(LandingIndex):
             row["n_readings"],
             int(seq),
         )
+
+    def _drop_if_superseded(self, final: Path, batch_id: str, path: str) -> None:
+        """After a failed index, remove our file only if the index names another file.
+
+        With no index row the file stays (as after a crash): another request may be indexing
+        it right now, and a resend indexes it; ``verify`` lists it meanwhile.
+        """
+        with contextlib.suppress(Exception):
+            winner = self.get(batch_id)
+            if winner is not None and winner.path != path:
+                final.unlink()
+                _fsync_dir(final.parent)
 
 
 def _result(status: str, entry: LandedBatch) -> LandResult:

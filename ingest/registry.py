@@ -32,7 +32,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Engine, bindparam, insert, select, update
 
 from ingest.db import begin_write, devices, ensure_schema, utc_iso, utc_now
 from ingest.landing import SAFE_DEVICE_ID
@@ -63,6 +63,9 @@ DEVICE_COLUMNS = (
 KEY_COLUMNS = ("device_id", "key_hex", "prev_key_hex", "prev_key_until", "enrol_code_sha256")
 
 _KEY_HEX = re.compile(r"^[0-9a-f]{64}$")
+#: Built once (every upload looks its device up): a reused statement skips most of
+#: SQLAlchemy's per-call compilation work.
+_BY_DEVICE_ID = select(devices).where(devices.c.device_id == bindparam("device_id"))
 #: Enrolment codes are typed on a box's console: an alphabet without 0/O/1/I/L, 25 characters
 #: (125 bits), shown in groups of five.
 _CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
@@ -179,7 +182,7 @@ class Registry:
     # -- reading -------------------------------------------------------------------------
     def get(self, device_id: str) -> Device | None:
         with self.engine.connect() as conn:
-            row = conn.execute(select(devices).where(devices.c.device_id == device_id)).first()
+            row = conn.execute(_BY_DEVICE_ID, {"device_id": device_id}).first()
         return None if row is None else _device(row)
 
     def all(self) -> list[Device]:

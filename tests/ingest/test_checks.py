@@ -139,3 +139,80 @@ def test_end_of_calendar_times_are_refused_not_crashed() -> None:
     with pytest.raises(Rejection) as caught:
         check_times(batch, datetime(2017, 11, 2, tzinfo=UTC), BOUNDS)
     assert caught.value.status == 422 and caught.value.error == "implausible_time"
+
+
+def _timed(device_time: str, received_at: str, data_time: str = "20171101080000") -> dict:
+    return {"data_time": data_time, "device_time": device_time, "received_at": received_at}
+
+
+def test_check_times_returns_the_data_time_span_across_offsets() -> None:
+    readings = [
+        _timed("2017-11-01T08:00:00+08:00", "2017-11-01T08:00:30+08:00"),  # 00:00 UTC
+        _timed("2017-11-01T01:30:00+00:00", "2017-11-01T01:30:10+00:00"),  # 01:30 UTC
+        _timed("2017-10-31T23:00:00-02:00", "2017-10-31T23:00:05-02:00"),  # 01:00 UTC
+    ]
+    first, last = check_times({"readings": readings}, datetime(2017, 11, 2, tzinfo=UTC), BOUNDS)
+    assert first == datetime(2017, 11, 1, 0, 0, tzinfo=UTC)
+    assert last == datetime(2017, 11, 1, 1, 30, tzinfo=UTC)
+    assert first.utcoffset() == timedelta(hours=8)  # the reading's own value, not a conversion
+
+
+def test_only_the_failing_reading_is_named_in_a_long_batch() -> None:
+    start = datetime(2017, 11, 1, 8, 0, tzinfo=BEIJING)
+    batch = make_batch(start=start, n=6)
+    batch["readings"][4]["received_at"] = "2017-11-01T06:00:00+08:00"  # device 2 h 4 min ahead
+    with pytest.raises(Rejection, match=r"readings\[4\]: data_time 20171101080400 .* 124 min"):
+        check_times(batch, datetime(2017, 11, 2, tzinfo=UTC), BOUNDS)
+
+
+# -- JSON decoding: a fast parser for strict JSON, the stdlib for everything else ------------
+
+STDLIB_EXTENSIONS = [
+    b'{"drift": NaN, "x": Infinity}',  # json.dumps writes these for float("nan"), float("inf")
+    b"[1e400, -1e400]",  # out of double range: inf in the stdlib
+    b'{"raw": "\\ud800"}',  # a lone surrogate
+    b'\xef\xbb\xbf{"a": 1}',  # a UTF-8 byte order mark
+    '{"a": "\u84dd\u5929"}'.encode("utf-16"),  # UTF-16 with a BOM
+    b'{"a": 1, "a": 2}',  # duplicate keys: the last wins
+    b"123456789012345678901234567890",  # beyond 64 bits
+    b'[0.1, -0.0, 1e-400, 5e-324, 1.7976931348623157e308, "\\u0000"]',
+]
+
+
+@pytest.mark.parametrize("text", STDLIB_EXTENSIONS)
+def test_json_decoding_gives_what_the_stdlib_gives(text: bytes) -> None:
+    import json
+
+    from ingest.checks import decode_json
+
+    assert repr(decode_json(text, "identity", 1 << 20)) == repr(json.loads(text))
+
+
+def test_a_real_batch_decodes_to_the_same_objects_as_the_stdlib() -> None:
+    import gzip
+    import json
+
+    from ingest.checks import decode_json
+
+    body = gzip.compress(json.dumps(make_batch(n=20), ensure_ascii=False).encode(), mtime=0)
+    decoded = decode_json(body, "gzip", 1 << 20)
+    assert decoded == json.loads(gzip.decompress(body))
+    assert list(decoded) == list(json.loads(gzip.decompress(body)))  # key order too
+
+
+@pytest.mark.parametrize(
+    ("text", "detail"),
+    [
+        (b'{"a": ', "body is not JSON: Expecting value at line 1"),
+        (b"[" * 100_000 + b"]" * 100_000, "body is not"),  # too deep for either parser
+        (b'{"a": 1} x', "body is not JSON: Extra data at line 1"),
+        (b'{"device_id": "\xff"}', "body is not UTF-8"),
+    ],
+)
+def test_json_refusals_are_worded_by_the_stdlib(text: bytes, detail: str) -> None:
+    from ingest.checks import decode_json
+
+    with pytest.raises(Rejection) as refused:
+        decode_json(text, "identity", 1 << 21)
+    assert (refused.value.status, refused.value.error) == (400, "malformed_json")
+    assert refused.value.detail.startswith(detail)

@@ -9,6 +9,7 @@ import json
 import logging
 import socket
 import stat
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -605,3 +606,88 @@ def test_received_batch_is_deep_copied_evidence(server: ThreadServer, box: Box) 
     assert response.json()["status"] == "duplicate"
     [path] = landed_files(server.settings.landing_root)
     assert path.read_bytes() == body
+
+
+# -- the replay cache committed with the outcome ---------------------------------------------
+
+
+def _signed(box: Box, body: bytes, path: str = BATCHES, encoding: str | None = "gzip") -> dict:
+    headers = signed_headers(box.key, "POST", path, int(time.time()), box.device_id, body)
+    headers["Content-Type"] = "application/json"
+    if encoding:
+        headers["Content-Encoding"] = encoding
+    return headers
+
+
+def test_replay_of_a_refused_upload_is_refused_as_a_replay(server: ThreadServer, box: Box) -> None:
+    body = gz(make_batch(n=2, received_lag_s=-61 * 60))  # device clock 61 min fast: 422
+    headers = _signed(box, body)
+    first = requests.post(server.url + BATCHES, data=body, headers=headers)
+    assert (first.status_code, first.json()["error"]) == (422, "implausible_time")
+    again = requests.post(server.url + BATCHES, data=body, headers=headers)
+    assert (again.status_code, again.json()["error"]) == (401, "replay")
+    assert_nothing_landed(server)
+
+
+def test_copies_of_one_signed_request_in_flight_together_land_once(
+    server: ThreadServer, box: Box
+) -> None:
+    """The replay check before decoding cannot see a copy still in flight; the commit can."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    body = gz(make_batch(n=60))
+    headers = _signed(box, body)
+    start = threading.Barrier(8)
+
+    def send(_: int) -> tuple[int, str]:
+        start.wait(10)
+        answer = requests.post(server.url + BATCHES, data=body, headers=headers, timeout=30)
+        return answer.status_code, answer.json().get("status") or answer.json()["error"]
+
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = sorted(pool.map(send, range(8)))
+    assert outcomes == [(200, "landed")] + [(401, "replay")] * 7
+    assert len(landed_files(server.settings.landing_root)) == 1
+    assert index_count(server.settings.db_url) == 1
+    report = LandingIndex(server.settings.db_url, server.settings.landing_root).verify()
+    assert report.ok and report.unindexed == [] and report.temporaries == []
+
+
+def test_replayed_heartbeat_is_refused_and_stored_once(server: ThreadServer, box: Box) -> None:
+    body = json.dumps({"device_id": box.device_id, "queue_depth": 3}).encode()
+    headers = _signed(box, body, "/v1/heartbeats", encoding=None)
+    assert requests.post(server.url + "/v1/heartbeats", data=body, headers=headers).ok
+    again = requests.post(server.url + "/v1/heartbeats", data=body, headers=headers)
+    assert (again.status_code, again.json()["error"]) == (401, "replay")
+    assert len(_heartbeat_rows(server)) == 1
+
+
+def test_many_devices_at_once_all_land_and_verify(tmp_path: Path) -> None:
+    """Concurrent uploads of 12 devices share commits; every 200 is indexed and intact."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    settings = test_settings(tmp_path)
+    with ThreadServer(settings) as server:
+        boxes = [enrol_box(settings.db_url, f"8888888200{i:04d}") for i in range(12)]
+        start = datetime(2017, 11, 1, 8, 0, tzinfo=BEIJING)
+
+        def upload(box: Box) -> list[int]:
+            session = requests.Session()
+            return [
+                signed_post(
+                    server.url,
+                    BATCHES,
+                    box,
+                    gz(make_batch(box.device_id, n=5, start=start + timedelta(hours=k))),
+                    session=session,
+                ).status_code
+                for k in range(4)
+            ]
+
+        with ThreadPoolExecutor(12) as pool:
+            statuses = [s for answers in pool.map(upload, boxes) for s in answers]
+        assert statuses == [200] * 48
+        report = LandingIndex(settings.db_url, settings.landing_root).verify()
+        assert report.ok and report.checked == 48 and report.unindexed == []
+        group = server.app.state.service.commits
+        assert group.items >= 48  # index rows; each commit holds one or more
