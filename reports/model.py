@@ -85,6 +85,11 @@ class Section:
     def is_empty(self) -> bool:
         return self.empty_reason is not None
 
+    def summarise(self, sentence: str) -> None:
+        """The section's sentence: it opens the report and is the section's first note."""
+        self.summary = sentence
+        self.notes.append(sentence)
+
 
 # -- values -------------------------------------------------------------------------------------
 

@@ -230,8 +230,7 @@ def exceedance_section(data: ReportData, ctx: Context) -> Section:
     n_ent = shown["enterprise_name"].nunique()
     by_pollutant = shown["pollutant_zh"].value_counts()
     parts = "、".join(f"{name} {n} 小时" for name, n in by_pollutant.items())
-    sec.summary = f"{n_ent} 家企业 {n_stacks} 个排口共出现 {len(shown)} 个超标小时（{parts}）。"
-    sec.notes.append(sec.summary)
+    sec.summarise(f"{n_ent} 家企业 {n_stacks} 个排口共出现 {len(shown)} 个超标小时（{parts}）。")
     if "subdistrict" in shown.columns:
         per_sub = shown.groupby("subdistrict")["enterprise_name"].nunique()
         several = per_sub[per_sub >= 2]
@@ -276,8 +275,7 @@ def cases_section(data: ReportData, ctx: Context) -> Section:
     if not cases.rows and not ledger.rows:
         sec.empty_reason = cases.empty_text
         return sec
-    sec.summary = f"在办案件 {len(cases.rows)} 件，按日计罚台账 {len(ledger.rows)} 条。"
-    sec.notes.append(sec.summary)
+    sec.summarise(f"在办案件 {len(cases.rows)} 件，按日计罚台账 {len(ledger.rows)} 条。")
     return sec
 
 
@@ -326,10 +324,9 @@ def transmission_section(data: ReportData, ctx: Context) -> Section:
         return sec
     rates = numeric_column(frame, "effective_rate")
     below = frame[rates < target]
-    sec.summary = (
+    sec.summarise(
         f"{len(frame)} 台在线监测设备中 {len(below)} 台有效传输率低于 {target * 100:.0f}%。"
     )
-    sec.notes.append(sec.summary)
     if len(below) and "subdistrict" in below.columns:
         subs = "、".join(sorted(below["subdistrict"].dropna().astype(str).unique()))
         sec.notes.append(f"涉及街道：{subs}（规划第18条，有效传输率不足90%的街道挂牌督办）。")
@@ -395,8 +392,7 @@ def upload_section(data: ReportData, ctx: Context) -> Section:
     digest.in_xlsx = False
     sec.tables.append(digest)
     n_below = len(below)
-    sec.summary = f"{len(frame)} 个微型空气站中 {n_below} 个上传率低于 {target * 100:.0f}%。"
-    sec.notes.append(sec.summary)
+    sec.summarise(f"{len(frame)} 个微型空气站中 {n_below} 个上传率低于 {target * 100:.0f}%。")
     label = "station_name" if "station_name" in frame.columns else "station_id"
     sec.charts = charts.rate_chart(
         frame, "upload_rate", label, target, name="upload", title="微型空气站上传率"
@@ -427,8 +423,7 @@ def ranking_section(data: ReportData, ctx: Context) -> Section:
         worst = frame[_bool_series(frame, "bottom_two")]["subdistrict"].value_counts()
         if len(worst):
             listed = "、".join(f"{s}（{n} 周）" for s, n in worst.items())
-            sec.summary = f"周排名后两位的街道：{listed}。"
-            sec.notes.append(sec.summary)
+            sec.summarise(f"周排名后两位的街道：{listed}。")
     sec.charts = charts.pm25_by_subdistrict(frame)
     return sec
 
@@ -487,10 +482,9 @@ def aqi_section(data: ReportData, ctx: Context) -> Section:
     aqi = numeric_column(frame, "aqi")
     good = int((aqi <= categories[1].upper).sum())
     heavy = int((aqi > categories[3].upper).sum())
-    sec.summary = (
+    sec.summarise(
         f"有效天数 {int(aqi.notna().sum())} 天，优良 {good} 天，重度及以上污染 {heavy} 天。"
     )
-    sec.notes.append(sec.summary)
     sec.charts = charts.aqi_calendar(frame, ctx.month, categories)
     return sec
 
@@ -509,8 +503,7 @@ def alerts_section(data: ReportData, ctx: Context) -> Section:
     if not table.rows:
         sec.empty_reason = table.empty_text
         return sec
-    sec.summary = f"预警记录 {len(table.rows)} 条。"
-    sec.notes.append(sec.summary)
+    sec.summarise(f"预警记录 {len(table.rows)} 条。")
     return sec
 
 
@@ -591,10 +584,9 @@ def vapor_section(data: ReportData, ctx: Context) -> Section:
     if not (alarms.rows or efficiency.rows or missing.rows or sec.charts):
         sec.empty_reason = empty_text(data.vapor_nozzle_days, "无油气回收在线监控数据")
         return sec
-    sec.summary = (
+    sec.summarise(
         f"油枪预警/报警 {len(alarms.rows)} 条，未装在线监控的加油站 {len(missing.rows)} 座。"
     )
-    sec.notes.append(sec.summary)
     return sec
 
 
@@ -630,8 +622,7 @@ def rsd_section(data: ReportData, ctx: Context) -> Section:
     if frame is not None and "authority" in frame.columns and len(frame):
         counts = frame["authority"].value_counts()
         routed = "（" + "，".join(f"移交{a} {n} 辆" for a, n in counts.items()) + "）"
-    sec.summary = f"遥感认定高排放车辆 {len(high.rows)} 辆{routed}。"
-    sec.notes.append(sec.summary)
+    sec.summarise(f"遥感认定高排放车辆 {len(high.rows)} 辆{routed}。")
     return sec
 
 
@@ -671,10 +662,9 @@ def sampling_section(data: ReportData, ctx: Context) -> Section:
         if text and not is_missing(target):
             text += f"（要求 ≥{float(target) * 100:.0f}%）"
         parts.append(text)
-    sec.summary = (
+    sec.summarise(
         "抽检比例：" + "；".join(p for p in parts if p) + f"；不合格样品 {len(failed.rows)} 个。"
     )
-    sec.notes.append(sec.summary)
     return sec
 
 
@@ -701,11 +691,10 @@ def dustfall_section(data: ReportData, ctx: Context) -> Section:
     if column:
         values = pd.to_numeric(frame[column], errors="coerce")
         limit = thresholds()["dustfall.max_t_km2_30d"].value
-        sec.summary = (
+        sec.summarise(
             f"降尘量均值 {values.mean():.2f} t/(km²·30d)（限值 {limit:g}），"
             f"{int((values >= limit).sum())} 个点位不达标。"
         )
-        sec.notes.append(sec.summary)
     return sec
 
 
@@ -737,8 +726,7 @@ def accountability_section(data: ReportData, ctx: Context) -> Section:
     n_accountable = len(table.rows)
     if frame is not None and "accountable" in frame.columns:
         n_accountable = int(frame["accountable"].fillna("").astype(str).str.strip().ne("").sum())
-    sec.summary = f"达到量化问责情形的街道 {n_accountable} 个。"
-    sec.notes.append(sec.summary)
+    sec.summarise(f"达到量化问责情形的街道 {n_accountable} 个。")
     return sec
 
 
@@ -764,8 +752,7 @@ def suspicion_section(data: ReportData, ctx: Context) -> Section:
     if not table.rows:
         sec.empty_reason = table.empty_text
         return sec
-    sec.summary = f"疑似数据造假线索 {len(table.rows)} 条，须现场核查后方可认定。"
-    sec.notes.append(sec.summary)
+    sec.summarise(f"疑似数据造假线索 {len(table.rows)} 条，须现场核查后方可认定。")
     return sec
 
 
@@ -791,8 +778,7 @@ def quality_section(data: ReportData, ctx: Context) -> Section:
     if not table.rows:
         sec.empty_reason = table.empty_text
         return sec
-    sec.summary = f"数据质量说明 {len(table.rows)} 条（见“数据质量”表）。"
-    sec.notes.append(sec.summary)
+    sec.summarise(f"数据质量说明 {len(table.rows)} 条（见“数据质量”表）。")
     return sec
 
 
@@ -884,11 +870,10 @@ def disclosure_section(data: ReportData, ctx: Context) -> Section:
         sec.notes.append(f"未识别的清单类型（未列入公开表）：{'、'.join(unknown)}。")
     late_list = int((checks["list_met"] == False).sum())  # noqa: E712 (None = undecided)
     late_progress = int((checks["progress_met"] == False).sum())  # noqa: E712
-    sec.summary = (
+    sec.summarise(
         f"督办问题 {len(findings)} 个；清单未按时公开 {late_list} 个，"
         f"查处整改情况未按时公开 {late_progress} 个。"
     )
-    sec.notes.append(sec.summary)
     return sec
 
 
