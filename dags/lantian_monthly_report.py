@@ -19,6 +19,8 @@ MONTHLY_STEPS = (
     "rsd_month",
     "cases_month",
     "bureau_month",
+    "dustfall_month",
+    "disclosure_month",
     "quality_month",
     "suspicions_month",
 )

@@ -2,7 +2,8 @@
 
 Files (UTF-8, one folder with the registry; layouts documented in docs/enforcement.md):
 ``case_events.csv``, ``fuel_samples.csv``, ``inspection_agencies.csv``, ``agency_checks.csv``,
-``inspection_findings.csv``. A reader raises ``BureauInputError`` naming the file, the line (the
+``inspection_findings.csv`` (量化问责), ``disclosure_findings.csv`` (the ministry's supervised issues
+and their publication, 信息公开方案 二(二)) and ``dustfall_records.csv`` (manual dustfall jars). A reader raises ``BureauInputError`` naming the file, the line (the
 header is line 1) and the column of every problem; semantic checks of case events (order, state)
 are ``enforcement.penalties.check_events``'s job.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import tomllib
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -20,8 +22,34 @@ import numpy as np
 import pandas as pd
 
 from enforcement.accountability import escalation_levels, finding_kinds
+from schemas.calendar_cn import (
+    CalendarCoverageError,
+    add_calendar_days,
+    add_workdays,
+    holiday_name,
+    is_workday,
+)
 from schemas.enforcement_rules import penalty_setting
-from schemas.rules import threshold
+from schemas.rules import DATA_DIR, threshold
+
+#: the disclosure layouts and deadlines (read by reports.layouts; enforcement never imports reports)
+LAYOUTS_FILE = DATA_DIR / "report_layouts.toml"
+
+
+def _layouts() -> dict[str, Any]:
+    with open(LAYOUTS_FILE, "rb") as handle:
+        return tomllib.load(handle)
+
+
+def disclosure_list_kinds() -> tuple[str, ...]:
+    """The list kinds the plan's annexes know, as keys and as the lists' Chinese names."""
+    keys, names = [], []
+    for annex in _layouts()["annex"]:
+        if annex["list"] not in keys:
+            keys.append(annex["list"])
+        if annex["version"] == "list":
+            names.append(annex["sheet"].removesuffix("名单").removesuffix("清单"))
+    return (*keys, *names)
 
 
 @dataclass(frozen=True)
@@ -77,6 +105,36 @@ def _specs() -> dict[str, tuple[Column, ...]]:
             Column("rectified_date", "date", required=False),
             Column("note", "text", required=False),
         ),
+        "disclosure_findings.csv": (
+            Column("finding_id", "text"),
+            Column("list_kind", "choice", choices=disclosure_list_kinds()),
+            Column("issue_no", "text", required=False),
+            Column("city", "text", required=False),
+            Column("county", "text", required=False),
+            Column("source_name", "text", required=False),
+            Column("special_plan", "text", required=False),
+            Column("task_requirement", "text", required=False),
+            Column("problem", "text"),
+            Column("investigation", "text", required=False),
+            Column("rectification", "text", required=False),
+            Column("rectify_by", "text", required=False),
+            Column("found_date", "date"),
+            Column("published_date", "date", required=False),
+            Column("letter_date", "date", required=False),
+            Column("progress_published_date", "date", required=False),
+        ),
+        "dustfall_records.csv": (
+            Column("sample_id", "text"),
+            Column("site_id", "text"),
+            Column("site_name", "text", required=False),
+            Column("subdistrict_id", "text"),
+            Column("start_date", "date"),
+            Column("end_date", "date"),
+            # a missing value (broken jar) is kept: enforcement.ambient.dustfall_normalise marks
+            # the sample invalid and the report names it among the data-quality caveats
+            Column("dustfall_t_km2", "number", required=False, minimum=0.0),
+            Column("note", "text", required=False),
+        ),
     }
 
 
@@ -85,6 +143,8 @@ _ID_COLUMNS = {
     "inspection_agencies.csv": "agency_id",
     "agency_checks.csv": "check_id",
     "inspection_findings.csv": "finding_id",
+    "disclosure_findings.csv": "finding_id",
+    "dustfall_records.csv": "sample_id",
 }
 
 
@@ -228,6 +288,14 @@ def read_agency_checks(path: str | Path) -> pd.DataFrame:
 
 
 def read_inspection_findings(path: str | Path) -> pd.DataFrame:
+    return read_bureau_csv(path)
+
+
+def read_disclosure_findings(path: str | Path) -> pd.DataFrame:
+    return read_bureau_csv(path)
+
+
+def read_dustfall_records(path: str | Path) -> pd.DataFrame:
     return read_bureau_csv(path)
 
 
@@ -504,6 +572,266 @@ def _simulate_findings(registry, rng, month: str) -> tuple[pd.DataFrame, dict]:
     return pd.DataFrame(rows), truth
 
 
+DISCLOSURE_COLUMNS = [
+    "finding_id", "list_kind", "issue_no", "city", "county", "source_name", "special_plan",
+    "task_requirement", "problem", "investigation", "rectification", "rectify_by", "found_date",
+    "published_date", "letter_date", "progress_published_date",
+]  # fmt: skip
+
+
+def _due(start: date, rule: dict) -> date:
+    """The last day of a publication period (report_layouts.toml ``[deadlines]``)."""
+    if rule["unit"] == "working_days":
+        return add_workdays(start, int(rule["value"]))
+    return add_calendar_days(
+        start, int(rule["value"]), roll_to_workday=bool(rule["roll_to_workday"])
+    )
+
+
+def _workdays_before(day: date, n: int) -> date:
+    out = day
+    for _ in range(n):
+        out -= timedelta(days=1)
+        while not is_workday(out):
+            out -= timedelta(days=1)
+    return out
+
+
+def _verdict(due: date | None, published: date | None, as_of: date) -> str:
+    """The expected verdict by construction: on_time, late:N, overdue_unpublished, not_due,
+    no_start (the report's 按时, 逾期N日, 逾期未公开, 未到期, 无起算日期)."""
+    if due is None:
+        return "no_start"
+    if published is not None:
+        return "on_time" if published <= due else f"late:{(published - due).days}"
+    return "overdue_unpublished" if as_of > due else "not_due"
+
+
+def _issue_base(month: str) -> int:
+    """Issue numbers (期) of the ministry's lists, counted from the campaign's first month."""
+    year, mon = (int(p) for p in month.split("-"))
+    return max(1, 2 * ((year - 2017) * 12 + mon - 9) + 1)
+
+
+def _simulate_disclosure(registry, rng, month: str) -> tuple[pd.DataFrame, dict]:
+    """Supervised issues around rest days, each with its publication dates (some late).
+
+    The days are chosen on the working calendar: the last working day of the month whose
+    2-working-day period crosses a public holiday (else a weekend), Fridays whose periods cross a
+    weekend, a letter whose 15 days end on a rest day (rolled to the next working day), a finding of
+    the month before whose progress falls due in the month and one of two months before that does not
+    belong to the month's report. ``truth["findings"]`` holds each finding's list, deadlines and the
+    expected verdicts, judged as of the month's last day.
+    """
+    rules = _layouts()["deadlines"]
+    list_rule, progress_rule = rules["list_publication"], rules["progress_publication"]
+    first = date.fromisoformat(f"{month}-01")
+    last = (first + timedelta(days=32)).replace(day=1) - timedelta(days=1)
+    truth: dict = {"month": month, "as_of": last.isoformat(), "findings": {}}
+    try:
+        days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+        workdays = [d for d in days if is_workday(d)]
+
+        def crosses_holiday(day: date) -> bool:
+            due = _due(day, list_rule)
+            span = [day + timedelta(days=i) for i in range(1, (due - day).days)]
+            return any(holiday_name(d) and not is_workday(d) for d in span)
+
+        def before_rest(day: date) -> bool:
+            return not is_workday(day + timedelta(days=1))
+
+        holiday_edge = [d for d in workdays if crosses_holiday(d)]
+        fridays = [d for d in workdays if d.day >= 4 and before_rest(d)]
+        edge = holiday_edge[-1] if holiday_edge else fridays[-1]
+        early, middle = fridays[0], fridays[min(1, len(fridays) - 1)]
+        previous = date.fromisoformat(f"{_previous_month(month)}-01")
+        prev_days = [previous + timedelta(days=i) for i in range(3, 28)]
+        prev_friday = [d for d in prev_days if is_workday(d) and before_rest(d)][-1]
+        older = date.fromisoformat(f"{_previous_month(_previous_month(month))}-01")
+        older = next(
+            older + timedelta(days=i) for i in range(2, 20) if is_workday(older + timedelta(days=i))
+        )
+        _due(last, progress_rule)  # the calendar must cover what the month's deadlines reach
+    except CalendarCoverageError as error:
+        truth["note"] = f"no disclosure findings simulated: {error}"
+        return pd.DataFrame(columns=DISCLOSURE_COLUMNS), truth
+
+    enterprises = registry.get("enterprises")
+    names = (
+        sorted(enterprises["name"].astype("str"))
+        if enterprises is not None and len(enterprises)
+        else [f"模拟企业{i}" for i in range(1, 5)]
+    )
+    picked = [names[int(i)] for i in rng.choice(len(names), size=min(3, len(names)), replace=False)]
+    while len(picked) < 3:
+        picked.append(f"模拟企业{len(picked) + 1}")
+    subdistricts = registry["subdistricts"].sort_values("subdistrict_id")["name"].astype("str")
+    sub = list(subdistricts)[:2] + ["金水区"] * 2
+    issue = _issue_base(month)
+    rows: list[dict] = []
+
+    def add(kind, issue_no, found, published, letter, progress, in_report, **text):
+        finding_id = f"DF-{month}-{len(rows) + 1:02d}"
+        list_due = _due(found, list_rule)
+        progress_due = _due(letter, progress_rule) if letter else None
+        rows.append(
+            {
+                "finding_id": finding_id,
+                "list_kind": kind,
+                "issue_no": str(issue_no),
+                "city": "郑州市",
+                "county": "金水区",
+                "found_date": found.isoformat(),
+                "published_date": published.isoformat() if published else "",
+                "letter_date": letter.isoformat() if letter else "",
+                "progress_published_date": progress.isoformat() if progress else "",
+                **text,
+            }
+        )
+        truth["findings"][finding_id] = {
+            "list_kind": kind,
+            "issue_no": str(issue_no),
+            "name": text.get("source_name") or text.get("special_plan"),
+            "list_deadline": list_due.isoformat(),
+            "list_verdict": _verdict(list_due, published, last),
+            "progress_deadline": progress_due.isoformat() if progress_due else None,
+            "progress_verdict": _verdict(progress_due, progress, last),
+            "in_report": in_report,
+        }
+
+    one_day = timedelta(days=1)
+    # 1. found on the last working day before a holiday: published on the deadline (days later
+    #    in the calendar), progress not yet due on the month's last day
+    add(
+        "key_enterprise", issue, edge, _due(edge, list_rule), edge, None, True,
+        source_name=picked[0], problem="在线监测数据超标排放", investigation="已立案调查",
+        rectification="整改中", rectify_by=(last + timedelta(days=30)).isoformat(),
+    )  # fmt: skip
+    # 2. the working day before: published one day after its deadline; no letter yet
+    found = _workdays_before(edge, 1)
+    add(
+        "key_enterprise", issue, found, _due(found, list_rule) + one_day, None, None, True,
+        source_name=picked[1], problem="除尘设施未正常运行",
+    )  # fmt: skip
+    # 3. a Friday: list on time across the weekend; progress one day after the rolled deadline
+    add(
+        "scattered", issue, early, _due(early, list_rule), early,
+        _due(early, progress_rule) + one_day, True,
+        source_name=f"{sub[0]}某家具加工作坊", problem="露天喷漆，无治污设施",
+        investigation="已取缔", rectification="已完成两断三清", rectify_by=last.isoformat(),
+    )  # fmt: skip
+    # 4. the next Friday: list one day late; progress published on the rolled deadline
+    add(
+        "scattered", issue + 1, middle, _due(middle, list_rule) + one_day, middle,
+        _due(middle, progress_rule), True,
+        source_name=f"{sub[1]}某塑料颗粒加工点", problem="无环评手续，废气直排",
+        investigation="已断水断电", rectification="已拆除生产设备", rectify_by=last.isoformat(),
+    )  # fmt: skip
+    # 5. a special-task issue never published
+    found = _workdays_before(middle, 2)
+    add(
+        "special_task", issue + 1, found, None, found, None, True,
+        special_plan="燃煤锅炉综合整治专项方案", task_requirement="辖区内燃煤小锅炉全部拆除",
+        problem="2台燃煤小锅炉未拆除", rectification="已拆除1台", rectify_by=last.isoformat(),
+    )  # fmt: skip
+    # 6. from the month before: progress falls due (rolled) in the month, published on time
+    add(
+        "special_task", max(1, issue - 1), prev_friday, _due(prev_friday, list_rule), prev_friday,
+        _due(prev_friday, progress_rule), _due(prev_friday, progress_rule) >= first,
+        special_plan="扬尘污染专项治理方案", task_requirement="建筑工地落实六个百分之百",
+        problem="工地裸土未覆盖", rectification="已覆盖防尘网", rectify_by=first.isoformat(),
+    )  # fmt: skip
+    # 7. two months before, published and closed on time: not in the month's report
+    add(
+        "key_enterprise", max(1, issue - 3), older, older, older, older + timedelta(days=3), False,
+        source_name=picked[2], problem="未按规定安装在线监测设备", investigation="已罚款",
+        rectification="已安装并联网", rectify_by=(older + timedelta(days=20)).isoformat(),
+    )  # fmt: skip
+    frame = pd.DataFrame(rows).reindex(columns=DISCLOSURE_COLUMNS).fillna("")
+    return frame, truth
+
+
+def _simulate_dustfall(registry, rng, month: str) -> tuple[pd.DataFrame, dict]:
+    """Manual dustfall jars (sampling month-long, t/km² over the exposure) for one site in each of
+    up to six subdistricts and a second site in the first two; planted: a site above the limit in
+    a subdistrict whose mean still meets it, a subdistrict above on its mean, a site whose jar was
+    replaced mid-month (two samples pooled by time), a broken jar (no value) and last month's jar.
+    ``truth``: the expected per-30-day value per site and subdistrict, the invalid samples."""
+    limit = threshold("dustfall.max_t_km2_30d")
+    subs = registry["subdistricts"].sort_values("subdistrict_id")
+    ids = subs["subdistrict_id"].astype("str").tolist()[:6]
+    names = dict(zip(subs["subdistrict_id"].astype("str"), subs["name"].astype("str"), strict=True))
+    if len(ids) < 4:
+        raise ValueError("the registry needs at least four subdistricts to simulate dustfall")
+    first = date.fromisoformat(f"{month}-01")
+    nxt = (first + timedelta(days=32)).replace(day=1)
+    whole = (nxt - first).days
+    sites = [(f"DF{i + 1:02d}", sub) for i, sub in enumerate(ids)]
+    sites += [(f"DF{len(ids) + 1:02d}", ids[0]), (f"DF{len(ids) + 2:02d}", ids[1])]
+    # per-30-day targets: most sites under the limit, with planted ones around it
+    target = {site: round(float(rng.uniform(0.45, 0.85)) * limit, 2) for site, _ in sites}
+    above_alone, above_mean_a, above_mean_b = sites[0][0], sites[1][0], sites[-1][0]
+    partner, pooled, broken = sites[-2][0], sites[2][0], sites[3][0]
+    target[above_alone] = round(limit * 1.3, 2)
+    target[partner] = round(limit * 0.5, 2)  # its subdistrict's mean stays under the limit
+    target[pooled] = round(limit * 0.8, 2)  # above the first half's share: both samples positive
+    target[above_mean_a], target[above_mean_b] = round(limit * 1.12, 2), round(limit * 1.05, 2)
+    rows: list[dict] = []
+
+    def add(site, sub, start, end, value, note=""):
+        rows.append(
+            {
+                "sample_id": f"DS-{month}-{len(rows) + 1:03d}",
+                "site_id": site,
+                "site_name": f"{names[sub]}降尘点{site[-2:]}",
+                "subdistrict_id": sub,
+                "start_date": start.isoformat(),
+                "end_date": end.isoformat(),
+                "dustfall_t_km2": value,
+                "note": note,
+            }
+        )
+        return rows[-1]["sample_id"]
+
+    expected: dict[str, dict] = {}
+    for site, sub in sites:
+        if site == broken:
+            bad = add(site, sub, first, nxt, None, "集尘缸破损，样品作废")
+            continue
+        if site == pooled:
+            middle = first + timedelta(days=14)
+            raw1 = round(limit * 1.1 * 14 / 30, 3)  # the first half alone would exceed
+            raw2 = round(target[site] * whole / 30 - raw1, 3)
+            add(site, sub, first, middle, raw1, "集尘缸更换")
+            add(site, sub, middle, nxt, raw2)
+            value = (raw1 + raw2) * 30 / whole
+        else:
+            raw = round(target[site] * whole / 30, 3)
+            add(site, sub, first, nxt, raw)
+            value = raw * 30 / whole
+        expected[site] = {"subdistrict_id": sub, "dustfall_30d": value, "meets": value < limit}
+    # last month's jar ends on the 1st: its midpoint is in the month before, it does not count here
+    previous = date.fromisoformat(f"{_previous_month(month)}-01")
+    add(sites[0][0], sites[0][1], previous, first, round(limit * 2, 3), "上月样品")
+    by_sub: dict[str, list[float]] = {}
+    for rec in expected.values():
+        by_sub.setdefault(rec["subdistrict_id"], []).append(rec["dustfall_30d"])
+    subdistricts = {
+        sub: {"dustfall_30d": sum(v) / len(v), "n_sites": len(v), "meets": sum(v) / len(v) < limit}
+        for sub, v in by_sub.items()
+    }
+    truth = {
+        "month": month,
+        "limit": limit,
+        "sites": expected,
+        "subdistricts": subdistricts,
+        "invalid_samples": [bad],
+        "above_alone": above_alone,
+        "pooled_site": pooled,
+    }
+    return pd.DataFrame(rows), truth
+
+
 def simulate_bureau_inputs(
     registry: dict[str, pd.DataFrame], exceedances: pd.DataFrame | None, seed: int, month: str
 ) -> dict[str, Any]:
@@ -513,23 +841,35 @@ def simulate_bureau_inputs(
     closed by a passed re-inspection, one with two failed re-inspections, one with a halt in the
     middle, and two wrong events to refuse; fuel samples covering just over the 10 % minimum with one
     failing on sulfur; ten inspection agencies checked above 20 % this month and under it the month
-    before; inspection findings reaching each escalation level. ``result["truth"]`` is a dict.
+    before; inspection findings reaching each escalation level; supervised issues for public
+    disclosure published on time or late around rest days (:func:`_simulate_disclosure`); dustfall
+    jars with sites and a subdistrict above the limit (:func:`_simulate_dustfall`).
+    ``result["truth"]`` is a dict.
     """
     rng = np.random.default_rng(seed)
     case_events, case_truth = _simulate_cases(registry, exceedances, rng, month)
     fuel_samples, fuel_truth = _simulate_fuel(registry, rng, month)
     agencies, checks, agency_truth = _simulate_agencies(registry, rng, month)
     findings, finding_truth = _simulate_findings(registry, rng, month)
+    # their own generators: adding them leaves the other files of a seed as they were
+    disclosure, disclosure_truth = _simulate_disclosure(
+        registry, np.random.default_rng([seed, 1]), month
+    )
+    dustfall, dustfall_truth = _simulate_dustfall(registry, np.random.default_rng([seed, 2]), month)
     return {
         "case_events": case_events,
         "fuel_samples": fuel_samples,
         "inspection_agencies": agencies,
         "agency_checks": checks,
         "inspection_findings": findings,
+        "disclosure_findings": disclosure,
+        "dustfall_records": dustfall,
         "truth": {
             "cases": case_truth,
             "fuel": fuel_truth,
             "agencies": agency_truth,
             "accountability": finding_truth,
+            "disclosure": disclosure_truth,
+            "dustfall": dustfall_truth,
         },
     }

@@ -512,6 +512,86 @@ def bureau_month(month: str, run_id: str = "") -> dict[str, Any]:
     return StepResult("bureau_month", month, note=note).as_dict()
 
 
+# ------------------------------------------------------------------------------------ dustfall
+
+
+def dustfall_frames(
+    records: pd.DataFrame, month: str
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(``dustfall``: per site, ``dustfall_subdistrict``: per subdistrict, ``dustfall_invalid``:
+    the unusable samples) of ``month`` from the manual dustfall records (plan clause 30, limit
+    ``dustfall.max_t_km2_30d`` in thresholds.toml). A sample belongs to the month of its
+    exposure's midpoint; a site's samples of one month are pooled by time
+    (``enforcement.ambient.dustfall_monthly``); a subdistrict is the mean of its sites."""
+    from enforcement.ambient import dustfall_by_area, dustfall_monthly, dustfall_normalise
+
+    sites = dustfall_monthly(records)
+    sites = sites[sites["month"] == month].reset_index(drop=True)
+    if "site_name" in records.columns:
+        names = records.dropna(subset=["site_name"]).drop_duplicates("site_id")
+        sites = sites.merge(names[["site_id", "site_name"]], on="site_id", how="left")
+    sites["exceeds"] = ~sites["meets"].astype(bool)
+    areas = dustfall_by_area(sites, "subdistrict_id") if len(sites) else sites.iloc[0:0]
+    if len(areas):
+        areas["exceeds"] = ~areas["meets"].astype(bool)
+    norm = dustfall_normalise(records)
+    end = pd.to_datetime(norm["end_date"], errors="coerce").dt.strftime("%Y-%m")
+    start = pd.to_datetime(norm["start_date"], errors="coerce").dt.strftime("%Y-%m")
+    # an invalid sample has no midpoint month: it concerns the months its dates touch
+    touches = (end == month) | (start == month) | (end.isna() & start.isna())
+    keep = [c for c in records.columns if c in norm.columns] + ["invalid_reason"]
+    invalid = norm[~norm["valid"] & touches][keep].reset_index(drop=True)
+    return sites, areas.reset_index(drop=True), invalid
+
+
+def dustfall_month(month: str, run_id: str = "") -> dict[str, Any]:
+    """``dustfall``, ``dustfall_subdistrict`` and ``dustfall_invalid`` from the bureau's
+    ``dustfall_records.csv`` (nothing stored without the file)."""
+    wh = warehouse()
+    records = bureau_inputs().get("dustfall_records")
+    if records is None:
+        return StepResult("dustfall_month", month, note="no dustfall_records.csv").as_dict()
+    sites, areas, invalid = dustfall_frames(records, month)
+    _store(wh, "dustfall", month, sites, run_id)
+    _store(wh, "dustfall_subdistrict", month, areas, run_id)
+    _store(wh, "dustfall_invalid", month, invalid, run_id)
+    n_over = int(sites["exceeds"].sum()) if len(sites) else 0
+    note = f"{len(sites)} sites, {n_over} above the limit, {len(invalid)} invalid samples"
+    return StepResult("dustfall_month", month, rows_out=len(sites), note=note).as_dict()
+
+
+# ------------------------------------------------------------------------------------ disclosure
+
+
+def disclosure_findings_of_month(findings: pd.DataFrame, month: str) -> pd.DataFrame:
+    """The supervised issues that belong to ``month``'s report (a date or a deadline in the month,
+    or a publication still open at its end: ``reports.disclosure.relevant_to_month``), as the
+    bureau's file has them."""
+    from reports.disclosure import normalise, relevant_to_month
+
+    if findings.empty:
+        return findings
+    days = month_days(month)
+    kept = relevant_to_month(
+        normalise(findings), date.fromisoformat(days[0]), date.fromisoformat(days[-1])
+    )
+    return findings.loc[kept.index].reset_index(drop=True)
+
+
+def disclosure_month(month: str, run_id: str = "") -> dict[str, Any]:
+    """``disclosure``: the supervised issues of the month from the bureau's
+    ``disclosure_findings.csv`` (the report lays them out as annexes 1-3 and judges the
+    publication deadlines); nothing stored without the file."""
+    wh = warehouse()
+    findings = bureau_inputs().get("disclosure_findings")
+    if findings is None:
+        return StepResult("disclosure_month", month, note="no disclosure_findings.csv").as_dict()
+    mine = disclosure_findings_of_month(findings, month)
+    _store(wh, "disclosure", month, mine, run_id)
+    note = f"{len(mine)} of {len(findings)} supervised issues concern the month"
+    return StepResult("disclosure_month", month, rows_out=len(mine), note=note).as_dict()
+
+
 # ------------------------------------------------------------------------------------ quality
 
 
@@ -782,6 +862,8 @@ MONTHLY_STEPS: tuple[Callable[[str, str], dict[str, Any]], ...] = (
     rsd_month,
     cases_month,
     bureau_month,
+    dustfall_month,
+    disclosure_month,
     quality_month,
     suspicions_month,
 )
@@ -797,6 +879,8 @@ __all__ = [
     "ambient_month",
     "bureau_month",
     "cases_month",
+    "disclosure_month",
+    "dustfall_month",
     "monthly_rules",
     "quality_month",
     "rsd_month",

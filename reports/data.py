@@ -21,6 +21,9 @@ class ReportData:
     # enforcement acts
     cases: pd.DataFrame | None = None
     penalty_ledger: pd.DataFrame | None = None
+    case_events_refused: pd.DataFrame | None = None  # the bureau's events the checks refused
+    # subdistricts listed for supervision (挂牌督办, plan clause 18)
+    supervision: pd.DataFrame | None = None
     # data transmission (stacks) and micro-station upload
     transmission: pd.DataFrame | None = None
     upload_rates: pd.DataFrame | None = None
@@ -28,6 +31,7 @@ class ReportData:
     weekly_ranking: pd.DataFrame | None = None
     aqi_daily: pd.DataFrame | None = None
     alerts: pd.DataFrame | None = None
+    alert_transitions: pd.DataFrame | None = None
     # vapor recovery
     vapor_nozzle_days: pd.DataFrame | None = None
     vapor_alarms: pd.DataFrame | None = None
@@ -36,11 +40,15 @@ class ReportData:
     # vehicle remote sensing
     rsd_high_emitters: pd.DataFrame | None = None
     rsd_repeat_offenders: pd.DataFrame | None = None
+    rsd_high_emitter_runs: pd.DataFrame | None = None  # one row per vehicle and pollutant
+    transport_china4_share: pd.DataFrame | None = None  # key transport enterprises (clause 33)
     # fuel-quality and inspection-agency sampling
     sampling_ratios: pd.DataFrame | None = None
     sampling_failed: pd.DataFrame | None = None
     # dustfall, accountability, data quality, tamper suspicions
     dustfall: pd.DataFrame | None = None
+    dustfall_subdistrict: pd.DataFrame | None = None
+    dustfall_invalid: pd.DataFrame | None = None
     accountability: pd.DataFrame | None = None
     quality: pd.DataFrame | None = None
     suspicions: pd.DataFrame | None = None
@@ -89,7 +97,14 @@ ALIASES: dict[str, dict[str, str]] = {
     "sampling_ratios": {"share": "ratio", "required_share": "target", "complies": "met"},
     "sampling_failed": {"date": "sampled_on", "station_name": "gas_station_name"},
     "accountability": {"a_unrectified": "overdue_issues", "b_new_score": "new_issue_score"},
-    "dustfall": {"dustfall_30d": "dustfall", "site_id": "site"},
+    "dustfall": {"dustfall_30d": "dustfall", "site_name": "site"},
+    "dustfall_subdistrict": {"dustfall_30d": "dustfall"},
+    "alert_transitions": {"time": "at"},
+    "rsd_high_emitter_runs": {
+        "routed_to": "authority",
+        "first_time": "first_seen",
+        "last_time": "last_seen",
+    },
 }
 
 #: field -> {report column: producer column that replaces it}: the producers give an English key
@@ -245,7 +260,28 @@ def load_report_data(warehouse: WarehouseLike, month: str) -> ReportData:
         )
     if frames["transmission"] is not None:
         frames["transmission"] = with_owners(frames["transmission"], registry)
+    if frames["supervision"] is not None:
+        frames["supervision"] = with_enterprise_list_names(
+            frames["supervision"], registry["enterprises"]
+        )
     return conform(ReportData(**frames), registry)
+
+
+def with_enterprise_list_names(
+    frame: pd.DataFrame, enterprises: pd.DataFrame | None, column: str = "exceeding_enterprises"
+) -> pd.DataFrame:
+    """Enterprise ids in a list column (the supervision list's) replaced by their names."""
+    if column not in frame.columns or not _has(enterprises, "enterprise_id", "name"):
+        return frame
+    names = enterprises.drop_duplicates("enterprise_id").set_index("enterprise_id")["name"]
+    lookup = {str(k): str(v) for k, v in names.items()}
+
+    def named(ids: object) -> object:
+        if not isinstance(ids, list | tuple):
+            return ids
+        return [lookup.get(str(i), str(i)) for i in ids]
+
+    return frame.assign(**{column: frame[column].map(named)})
 
 
 def with_owners(

@@ -43,6 +43,9 @@ ROW_HEIGHT_ESTIMATE = CELL_SIZE * 1.3 + 5  # one line of text plus padding, in p
 # a chart this high still fits under a section heading and two lines of notes
 CHART_MAX_HEIGHT = 135 * mm
 NUMERIC = {"int", "float1", "float2", "float3", "pct"}
+# text no wider than this (dates, ids, hour labels) keeps its width: breaking "2017-12-01" or an
+# hour label inside a token makes it unreadable, while long text wraps at any character
+NOWRAP_MAX = 110
 
 
 def _styles(font: str) -> dict[str, ParagraphStyle]:
@@ -95,7 +98,7 @@ def column_widths(
         # a header wraps onto at most three lines; a text cell may wrap freely
         head_min = width(head) / 3
         natural.append(max(widest_cell, width(head)))
-        if numeric[i]:
+        if numeric[i] or widest_cell <= NOWRAP_MAX:
             minimum.append(max(widest_cell, head_min, width("0000")))
         else:
             minimum.append(max(head_min, width("中文字")))
@@ -177,8 +180,11 @@ def table_flowables(table: Table, font: str, st: dict) -> list:
     # A title must not end a page: start a new one unless the title, the header and the first
     # rows fit (one table, so the columns keep one width and the header repeats only on new pages).
     head_height = 20 + (min(len(rows), KEEP_ROWS) + 1) * ROW_HEIGHT_ESTIMATE
-    out: list = [CondPageBreak(head_height), *title]
-    out.append(_table_flowable(table.headers, rows, numeric, font, st))
+    flowable = _table_flowable(table.headers, rows, numeric, font, st)
+    # the estimate misses wrapped headers and cells: a short table moves with its title whole
+    if len(rows) <= KEEP_ROWS:
+        return [KeepTogether([*title, flowable])]
+    out: list = [CondPageBreak(head_height), *title, flowable]
     if len(table.rows) > MAX_ROWS:
         out.append(
             Paragraph(

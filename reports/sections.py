@@ -179,6 +179,73 @@ def exceedance_frame(exceedances: pd.DataFrame) -> pd.DataFrame:
     return out.drop(columns="_start")
 
 
+EXCEEDANCE_SUMMARY_COLUMNS = [
+    "enterprise_name",
+    "stack_name",
+    "subdistrict",
+    "pollutant_zh",
+    "n_hours",
+    "worst_hourly",
+    "limit_value",
+    "times_limit",
+    "n_evidence",
+    "first_period",
+    "last_period",
+]
+
+
+def exceedance_summary(shown: pd.DataFrame) -> pd.DataFrame:
+    """Per enterprise, stack and pollutant: exceeding hours, the worst hourly mean against the
+    limit, and how many readings stand behind them (the evidence count)."""
+    frame = shown.assign(
+        _mean=numeric_column(shown, "hourly_mean"),
+        _limit=numeric_column(shown, "limit_value"),
+        _n=numeric_column(shown, "n_readings"),
+    )
+    if "subdistrict" not in frame.columns:
+        frame["subdistrict"] = ""
+    keys = ["enterprise_name", "stack_name", "subdistrict", "pollutant_zh"]
+    out = (
+        frame.fillna({k: "" for k in keys})
+        .groupby(keys, sort=False)
+        .agg(
+            n_hours=("period", "size"),
+            worst_hourly=("_mean", "max"),
+            limit_value=("_limit", "max"),
+            n_evidence=("_n", "sum"),
+            first_period=("period", "first"),
+            last_period=("period", "last"),
+        )
+        .reset_index()
+    )
+    out["times_limit"] = out["worst_hourly"] / out["limit_value"]
+    return out.sort_values(["n_hours", "enterprise_name"], ascending=[False, True], kind="stable")
+
+
+SUPERVISION_COLUMNS = [
+    "subdistrict",
+    "n_exceeding_enterprises",
+    "exceeding_enterprises",
+    "aggregate_transmission",
+    "stacks_under_transmission",
+    "listed",
+    "reasons",
+]
+
+
+def supervision_table(frame: pd.DataFrame | None) -> Table:
+    return generic_table(
+        frame,
+        SUPERVISION_COLUMNS,
+        sheet="挂牌督办",
+        title="街道挂牌督办情形（同一街道多家企业超标或有效传输率不足）",
+        reason="无街道有在线监测排口或超标企业",
+        sort=["listed", "n_exceeding_enterprises"],
+        ascending=[False, False],
+        extras=False,
+    )
+
+
 def exceedance_section(data: ReportData, ctx: Context) -> Section:
     sec = Section("exceedances", "污染源在线监测超标情况")
     frame = data.exceedances
@@ -202,7 +269,26 @@ def exceedance_section(data: ReportData, ctx: Context) -> Section:
         empty_text=empty_text(frame, reason),
     )
     evidence.in_print = False
-    sec.tables = [table, evidence]
+    summary = make_table(
+        exceedance_summary(shown)
+        if shown is not None
+        else pd.DataFrame(columns=EXCEEDANCE_SUMMARY_COLUMNS),
+        EXCEEDANCE_SUMMARY_COLUMNS,
+        title="超标汇总（按企业、排口、污染物）",
+        sheet="超标汇总",
+        empty_text=empty_text(frame, reason),
+    )
+    supervision = supervision_table(data.supervision)
+    sec.tables = [table, summary, evidence, supervision]
+    sec.sources.append(
+        SourceRef(
+            "挂牌督办",
+            "同一街道多家企业超标，或有效传输率不足90%",
+            "enforcement/supervision.py; schemas/data/enforcement.toml",
+            "攻坚方案第18条",
+            "plan",
+        )
+    )
     sec.sources.append(
         SourceRef(
             "污染物名称",
@@ -231,6 +317,14 @@ def exceedance_section(data: ReportData, ctx: Context) -> Section:
     by_pollutant = shown["pollutant_zh"].value_counts()
     parts = "、".join(f"{name} {n} 小时" for name, n in by_pollutant.items())
     sec.summarise(f"{n_ent} 家企业 {n_stacks} 个排口共出现 {len(shown)} 个超标小时（{parts}）。")
+    listed = data.supervision
+    if listed is not None and len(listed) and "listed" in listed.columns:
+        names = listed[_bool_series(listed, "listed")]
+        label = "subdistrict" if "subdistrict" in names.columns else "subdistrict_id"
+        if len(names):
+            sec.notes.append(
+                f"挂牌督办街道 {len(names)} 个：{'、'.join(names[label].astype(str))}。"
+            )
     if "subdistrict" in shown.columns:
         per_sub = shown.groupby("subdistrict")["enterprise_name"].nunique()
         several = per_sub[per_sub >= 2]
@@ -248,21 +342,50 @@ def cases_section(data: ReportData, ctx: Context) -> Section:
     sec = Section("cases", "立案查处与按日连续处罚")
     cases = generic_table(
         data.cases,
-        ["case_id", "enterprise_name", "stack_name", "pollutant", "opened", "measure", "status"],
+        ["case_id", "enterprise_name", "stack_name", "subdistrict", "pollutant", "opened"]
+        + ["round", "n_exceedances", "fine_yuan", "served_date", "reinspection_due_by"]
+        + ["measure", "status"],
         sheet="立案查处",
         title="立案查处",
         reason="无新立案或在办案件",
         sort=["opened", "case_id"],
+        extras=False,
     )
     ledger = generic_table(
         data.penalty_ledger,
-        ["case_id", "enterprise_name", "round", "start", "end", "penalty_days"],
+        [
+            "case_id",
+            "enterprise_name",
+            "stack_name",
+            "round",
+            "decision_no",
+            "fine_yuan",
+            "served_date",
+            "reinspection_date",
+            "start_date",
+            "end_date",
+            "calendar_days",
+            "halted_days",
+            "penalty_days",
+            "amount_yuan",
+            "basis",
+        ],
         sheet="按日计罚",
         title="按日连续处罚台账",
         reason="无按日连续处罚案件",
-        sort=["case_id", "round"],
+        sort=["case_id", "round", "decision_no"],
+        extras=False,
     )
-    sec.tables = [cases, ledger]
+    refused = generic_table(
+        data.case_events_refused,
+        ["case_id", "stack_id", "event", "date", "amount_yuan", "document_no", "row", "reason"],
+        sheet="未采纳的案件事件",
+        title="未采纳的案件事件（案件事件文件中被校验拒绝的行及原因）",
+        reason="案件事件均通过校验",
+        sort=["case_id", "row"],
+        extras=False,
+    )
+    sec.tables = [cases, ledger, refused]
     sec.sources.append(
         SourceRef(
             "按日连续处罚",
@@ -275,7 +398,10 @@ def cases_section(data: ReportData, ctx: Context) -> Section:
     if not cases.rows and not ledger.rows:
         sec.empty_reason = cases.empty_text
         return sec
-    sec.summarise(f"在办案件 {len(cases.rows)} 件，按日计罚台账 {len(ledger.rows)} 条。")
+    sec.summarise(
+        f"在办案件 {len(cases.rows)} 件，按日计罚台账 {len(ledger.rows)} 条，"
+        f"未采纳的案件事件 {len(refused.rows)} 条。"
+    )
     return sec
 
 
@@ -308,7 +434,27 @@ def transmission_section(data: ReportData, ctx: Context) -> Section:
         sort=["effective_rate", "device_id"],
         extras=False,
     )
-    sec.tables = [table]
+    under = frame[numeric_column(frame, "effective_rate") < target] if frame is not None else None
+    under_table = generic_table(
+        under,
+        TRANSMISSION_COLUMNS,
+        sheet="有效传输率不足",
+        title=f"有效传输率低于 {target * 100:.0f}% 的设备",
+        reason=f"所有在线监测设备有效传输率均不低于 {target * 100:.0f}%",
+        sort=["effective_rate", "device_id"],
+        extras=False,
+    )
+    by_area = generic_table(
+        transmission_by_subdistrict(frame, target) if frame is not None else None,
+        ["subdistrict", "n_devices", "due", "received", "valid"]
+        + ["transmission_rate", "validity_rate", "effective_rate", "n_below", "compliant"],
+        sheet="街道有效传输率",
+        title="各街道在线监测有效传输率（设备条数合计）",
+        reason="无应传数据的在线监测设备",
+        sort=["effective_rate"],
+        extras=False,
+    )
+    sec.tables = [table, under_table, by_area]
     sec.sources.append(threshold_ref("stack.effective_transmission_min", "有效传输率达标线"))
     sec.sources.append(
         SourceRef(
@@ -339,6 +485,36 @@ def transmission_section(data: ReportData, ctx: Context) -> Section:
         title="在线监测有效传输率",
     )
     return sec
+
+
+def transmission_by_subdistrict(frame: pd.DataFrame, target: float) -> pd.DataFrame:
+    """Per subdistrict: the devices' record counts added up (rates are never averaged), the
+    rates from the sums, and how many devices fall under ``target``."""
+    if frame.empty or not {"due", "received", "valid"} <= set(frame.columns):
+        return frame.iloc[0:0]
+    data = frame.assign(
+        subdistrict=frame["subdistrict"].fillna("（未登记）")
+        if "subdistrict" in frame.columns
+        else "（未登记）",
+        _below=numeric_column(frame, "effective_rate") < target,
+    )
+    out = (
+        data.groupby("subdistrict", sort=True)
+        .agg(
+            n_devices=("device_id", "size"),
+            due=("due", "sum"),
+            received=("received", "sum"),
+            valid=("valid", "sum"),
+            n_below=("_below", "sum"),
+        )
+        .reset_index()
+    )
+    due = out["due"].where(out["due"] > 0)
+    out["transmission_rate"] = out["received"] / due
+    out["validity_rate"] = out["valid"] / out["received"].where(out["received"] > 0)
+    out["effective_rate"] = out["valid"] / due
+    out["compliant"] = out["effective_rate"] >= target
+    return out
 
 
 # -- 4. micro-station upload and weekly ranking -------------------------------------------------
@@ -459,11 +635,12 @@ def aqi_section(data: ReportData, ctx: Context) -> Section:
     frame = data.aqi_daily
     table = generic_table(
         frame,
-        ["date", "aqi", "category", "primary"],
+        ["date", "aqi", "category", "primary", "exceeding_pollutants"],
         sheet="空气质量日报",
         title="逐日空气质量指数",
         reason="无有效日均值",
         sort=["date"],
+        extras=False,
     )
     sec.tables = [table]
     categories = layouts.aqi_categories()
@@ -499,7 +676,16 @@ def alerts_section(data: ReportData, ctx: Context) -> Section:
         reason="未达到预警启动条件",
         sort=["started_at", "at"],
     )
-    sec.tables = [table]
+    transitions = generic_table(
+        data.alert_transitions,
+        ["at", "from_level", "to_level", "rule", "reason"],
+        sheet="预警级别变化",
+        title="预警级别变化（滚动24小时AQI）",
+        reason="预警级别无变化",
+        sort=["at"],
+        extras=False,
+    )
+    sec.tables = [table, transitions]
     if not table.rows:
         sec.empty_reason = table.empty_text
         return sec
@@ -612,9 +798,30 @@ def rsd_section(data: ReportData, ctx: Context) -> Section:
         sort=["n_exceedances"],
         ascending=False,
     )
-    sec.tables = [high, repeat]
+    runs = generic_table(
+        data.rsd_high_emitter_runs,
+        ["plate", "pollutant", "fuel_type", "gross_weight_t", "n_exceedances"]
+        + ["max_value", "limit", "first_seen", "last_seen", "authority"],
+        sheet="遥感连续超标记录",
+        title="连续超标记录（按车辆和污染物）",
+        reason="无连续两次及以上同一污染物超标的记录",
+        sort=["plate", "pollutant"],
+        extras=False,
+    )
+    share = generic_table(
+        data.transport_china4_share,
+        ["transport_enterprise", "n_vehicles", "n_china4_plus", "fleet_share", "fleet_complies"]
+        + ["n_seen", "n_seen_china4_plus", "observed_share", "observed_complies"],
+        sheet="重点运输企业国四占比",
+        title="重点运输企业国四及以上排放标准车辆占比",
+        reason="无重点运输企业车辆登记",
+        sort=["fleet_share", "transport_enterprise"],
+        extras=False,
+    )
+    sec.tables = [high, repeat, runs, share]
     sec.sources.append(threshold_ref("rsd.heavy_vehicle_t", "移交环保部门的车辆总质量下限"))
-    if not high.rows and not repeat.rows:
+    sec.sources.append(threshold_ref("transport.china4_share_min", "重点运输企业国四及以上占比"))
+    if not (high.rows or repeat.rows or share.rows):
         sec.empty_reason = high.empty_text
         return sec
     frame = data.rsd_high_emitters
@@ -623,6 +830,15 @@ def rsd_section(data: ReportData, ctx: Context) -> Section:
         counts = frame["authority"].value_counts()
         routed = "（" + "，".join(f"移交{a} {n} 辆" for a, n in counts.items()) + "）"
     sec.summarise(f"遥感认定高排放车辆 {len(high.rows)} 辆{routed}。")
+    fleets = data.transport_china4_share
+    if fleets is not None and len(fleets) and "fleet_complies" in fleets.columns:
+        short = fleets[~_bool_series(fleets, "fleet_complies")]
+        minimum = thresholds()["transport.china4_share_min"].value
+        names = "、".join(short["transport_enterprise"].astype(str)) if len(short) else "无"
+        sec.notes.append(
+            f"重点运输企业国四及以上车辆占比低于 {minimum * 100:.0f}% 的：{names}"
+            f"（共 {len(fleets)} 家）。"
+        )
     return sec
 
 
@@ -676,13 +892,33 @@ def dustfall_section(data: ReportData, ctx: Context) -> Section:
     frame = data.dustfall
     table = generic_table(
         frame,
-        ["site", "subdistrict", "dustfall", "limit", "exceeds"],
+        ["site", "site_id", "subdistrict", "n_samples", "days", "dustfall", "limit", "exceeds"],
         sheet="降尘",
-        title="降尘量监测",
+        title="各点位月降尘量",
         reason="无降尘监测结果",
-        sort=["site"],
+        sort=["site_id", "site"],
+        extras=False,
     )
-    sec.tables = [table]
+    areas = generic_table(
+        data.dustfall_subdistrict,
+        ["subdistrict", "n_sites", "dustfall", "limit", "exceeds"],
+        sheet="街道降尘",
+        title="各街道月降尘量（点位均值）",
+        reason="无降尘监测结果",
+        sort=["subdistrict_id", "subdistrict"],
+        extras=False,
+    )
+    invalid = generic_table(
+        data.dustfall_invalid,
+        ["sample_id", "site_id", "site_name", "subdistrict", "start_date", "end_date"]
+        + ["dustfall_t_km2", "note", "invalid_reason"],
+        sheet="降尘无效样品",
+        title="无效降尘样品（不计入月值）",
+        reason="降尘样品均有效",
+        sort=["sample_id"],
+        extras=False,
+    )
+    sec.tables = [table, areas, invalid]
     sec.sources.append(threshold_ref("dustfall.max_t_km2_30d", "月均降尘量限值"))
     if frame is None or frame.empty:
         sec.empty_reason = table.empty_text
@@ -691,10 +927,19 @@ def dustfall_section(data: ReportData, ctx: Context) -> Section:
     if column:
         values = pd.to_numeric(frame[column], errors="coerce")
         limit = thresholds()["dustfall.max_t_km2_30d"].value
-        sec.summarise(
-            f"降尘量均值 {values.mean():.2f} t/(km²·30d)（限值 {limit:g}），"
-            f"{int((values >= limit).sum())} 个点位不达标。"
+        text = (
+            f"降尘量点位均值 {values.mean():.2f} t/(km²·30d)（限值 {limit:g}），"
+            f"{int((values >= limit).sum())} 个点位不达标"
         )
+        subs = data.dustfall_subdistrict
+        if subs is not None and len(subs) and "dustfall" in subs.columns:
+            over = subs[pd.to_numeric(subs["dustfall"], errors="coerce") >= limit]
+            label = "subdistrict" if "subdistrict" in over.columns else "subdistrict_id"
+            names = "、".join(over[label].astype(str)) if len(over) else "无"
+            text += f"，街道均值超过限值的：{names}"
+        sec.summarise(text + "。")
+        if invalid.rows:
+            sec.notes.append(f"无效样品 {len(invalid.rows)} 个，不计入月值（见“无效降尘样品”表）。")
     return sec
 
 
@@ -756,10 +1001,51 @@ def suspicion_section(data: ReportData, ctx: Context) -> Section:
     return sec
 
 
+def bureau_caveats(data: ReportData) -> pd.DataFrame | None:
+    """Caveat rows for the bureau's own files: unusable dustfall samples and refused case events,
+    in the layout of the pipeline's ``quality`` rows, with the figure each one weakens."""
+    rows = []
+    invalid = data.dustfall_invalid
+    if invalid is not None and len(invalid):
+        reasons = invalid.get("invalid_reason", pd.Series(dtype=str)).astype(str).value_counts()
+        sites = "、".join(sorted({str(s) for s in invalid.get("site_id", []) if not is_missing(s)}))
+        rows.append(
+            {
+                "figure": "dustfall, dustfall_subdistrict",
+                "stream": "dustfall_records.csv",
+                "n_total": None,
+                "n_invalid": len(invalid),
+                "n_missing": None,
+                "note": f"点位 {sites} 的样品无效，不计入该点位及所在街道的月值（"
+                + "；".join(f"{r}: {n}" for r, n in reasons.items())
+                + "）",
+            }
+        )
+    refused = data.case_events_refused
+    if refused is not None and len(refused):
+        cases = "、".join(sorted({str(c) for c in refused.get("case_id", [])}))
+        rows.append(
+            {
+                "figure": "cases, penalty_ledger",
+                "stream": "case_events.csv",
+                "n_total": None,
+                "n_invalid": len(refused),
+                "n_missing": None,
+                "note": f"案件 {cases} 的事件未采纳，按日计罚台账不含这些事件（见“未采纳的案件事件”表）",
+            }
+        )
+    if not rows:
+        return data.quality
+    extra = pd.DataFrame(rows)
+    if data.quality is None or data.quality.empty:
+        return extra
+    return pd.concat([data.quality, extra], ignore_index=True)
+
+
 def quality_section(data: ReportData, ctx: Context) -> Section:
     sec = Section("quality", "数据质量说明")
     table = generic_table(
-        data.quality,
+        bureau_caveats(data),
         ["figure", "stream", "n_total", "n_invalid", "n_missing", "note"],
         sheet="数据质量",
         title="各项数据的无效与缺失情况",
