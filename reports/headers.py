@@ -247,6 +247,9 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "pattern": ("可疑模式", "text"),
     "evidence": ("依据", "text"),
     "score": ("可疑程度", "float2"),
+    "code": ("监测因子", "text"),
+    "statistic": ("统计量", "float2"),
+    "threshold": ("判定阈值", "float2"),
     "detail": ("详情", "text"),
     # disclosure
     "list_kind": ("清单", "text"),
@@ -276,6 +279,24 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "source": ("来源", "text"),
     "mark": ("可信度", "text"),
 }
+
+
+def _aqi_item_columns() -> dict[str, tuple[str, str]]:
+    """Each AQI item's sub-index ``iaqi_<item>`` and concentration ``<item>`` (aqi_daily), named
+    after schemas/data/aqi_rules.toml [pollutants]; daily concentrations in μg/m³, CO in mg/m³
+    (GB 3095-2012 table 1)."""
+    from schemas.ambient import aqi_rules
+
+    out: dict[str, tuple[str, str]] = {}
+    for item, (_, name_zh) in aqi_rules().names.items():
+        unit = "mg/m³" if item == "co" else "μg/m³"
+        out[f"iaqi_{item}"] = (f"{name_zh}分指数", "int")
+        out[item] = (f"{name_zh}（{unit}）", "float1")
+    return out
+
+
+for _key, _entry in _aqi_item_columns().items():
+    COLUMNS.setdefault(_key, _entry)
 
 #: columns never shown in a table (evidence lists go to their own sheet, JSON blobs nowhere)
 HIDDEN = frozenset({"row_json", "unexpected_ids"})

@@ -35,6 +35,7 @@ def _cells(values: list[object], table: Table) -> str:
 
 
 def table_html(table: Table) -> str:
+    table = table.printed()
     parts = [f"<h3>{escape(table.title)}</h3>"] if table.title else []
     if not table.rows:
         parts.append(f'<p class="empty">{escape(table.empty_text or "本月无")}</p>')

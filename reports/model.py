@@ -8,12 +8,12 @@ three outputs always carry the same numbers.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta, timezone
 
 import pandas as pd
 
-from reports import headers
+from reports import headers, vocabulary
 
 BEIJING = timezone(timedelta(hours=8))
 
@@ -32,6 +32,7 @@ class Column:
     key: str
     header: str
     kind: str
+    in_print: bool = True  # False: workbook only (an original beside its translation, sub-indices)
 
 
 @dataclass
@@ -52,6 +53,16 @@ class Table:
     @property
     def headers(self) -> list[str]:
         return [c.header for c in self.columns]
+
+    def printed(self) -> Table:
+        """The table as PDF and HTML print it: without its workbook-only columns."""
+        keep = [i for i, c in enumerate(self.columns) if c.in_print]
+        if len(keep) == len(self.columns):
+            return self
+        columns = [self.columns[i] for i in keep]
+        # block tables carry title rows of one cell; they have no workbook-only columns
+        rows = [[row[i] for i in keep if i < len(row)] for row in self.rows]
+        return replace(self, columns=columns, rows=rows)
 
 
 @dataclass
@@ -97,6 +108,11 @@ class Section:
 def infer_kind(series: pd.Series) -> str:
     if pd.api.types.is_bool_dtype(series):
         return "bool"
+    if series.dtype == object:
+        present = series.dropna()
+        # True/False read back from the derived store as objects are still yes/no
+        if len(present) and all(isinstance(v, bool) for v in present):
+            return "bool"
     if pd.api.types.is_integer_dtype(series):
         return "int"
     if pd.api.types.is_float_dtype(series):
@@ -207,7 +223,18 @@ def make_table(
     sheet: str = "",
     empty_text: str = "",
 ) -> Table:
-    columns = columns_for(frame, keys)
+    """Rows of ``keys`` in display form, their codes and sentences in Chinese
+    (:mod:`reports.vocabulary`). A sentence column some of whose values could not be translated
+    exactly keeps the originals beside it, in the workbook only."""
+    kinds = {key: headers.kind(key) or infer_kind(frame[key]) for key in keys}
+    frame, inexact = vocabulary.localise(frame, keys)
+    columns = [Column(key, headers.header(key), kinds[key]) for key in keys]
+    for key in inexact:
+        at = keys.index(key) + 1
+        original = key + vocabulary.ORIGINAL_SUFFIX
+        keys = [*keys[:at], original, *keys[at:]]
+        column = Column(original, f"{headers.header(key)}（原文）", "text", in_print=False)
+        columns.insert(at, column)
     rows = [
         [display(value, col.kind) for value, col in zip(record, columns, strict=True)]
         for record in frame[keys].itertuples(index=False, name=None)

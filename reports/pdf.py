@@ -170,6 +170,7 @@ def _text_rows(table: Table, rows: list[list[object]]) -> list[list[str]]:
 
 
 def table_flowables(table: Table, font: str, st: dict) -> list:
+    table = table.printed()
     title = [Paragraph(_esc(table.title), st["h2"])] if table.title else []
     if table.block_titles:
         return title + _block_flowables(table, font, st)

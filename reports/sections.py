@@ -7,13 +7,12 @@ One builder per section; each returns a :class:`~reports.model.Section` whose ta
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
-from functools import cache
 
 import pandas as pd
 
-from reports import charts, disclosure, layouts
+from reports import charts, disclosure, layouts, vocabulary
 from reports.data import ReportData
 from reports.model import (
     BEIJING,
@@ -27,7 +26,7 @@ from reports.model import (
     to_beijing,
 )
 from schemas.calendar_cn import CALENDAR_FILE, calendar
-from schemas.rules import hj212_codes, thresholds
+from schemas.rules import thresholds
 
 NOT_PRODUCED = "未取得该项数据（仓库中无此表，或该项计算本月未运行）"
 THRESHOLDS_FILE = "schemas/data/thresholds.toml"
@@ -57,23 +56,26 @@ class Context:
 # -- helpers ------------------------------------------------------------------------------------
 
 
-@cache
 def pollutant_names() -> dict[str, str]:
-    """HJ 212-2017 code -> Chinese name (the CEMS row wins where a code has two)."""
-    names: dict[str, str] = {}
-    for row in hj212_codes():
-        if row["stream"] == "cems" or row["code_2017"] not in names:
-            names[row["code_2017"]] = row["name_zh"]
-    return names
+    """Pollutant key (HJ 212-2017 code, AQI item, remote-sensing quantity) -> Chinese name."""
+    return vocabulary.pollutant_names()
 
 
 MARKS_ZH = {
-    "std": "std（标准或法规原文）",
-    "impl": "impl（公开实现一致）",
-    "plan": "plan（攻坚方案原文）",
-    "config": "config（未确认，可配置的默认值）",
+    "std": "标准或法规原文（std）",
+    "impl": "与公开实现一致（impl）",
+    "plan": "攻坚方案原文（plan）",
+    "config": "未确认，可配置的默认值（config）",
 }
-UNITS_ZH = {"count": "", "ratio": "", "d": "天", "h": "小时", "min": "分钟", "t/year": "t/年"}
+UNITS_ZH = {
+    "count": "",
+    "ratio": "",
+    "d": "天",
+    "h": "小时",
+    "min": "分钟",
+    "t/year": "t/年",
+    "t/(km2*30d)": "t/(km²·30d)",
+}
 
 
 def threshold_ref(name: str, item: str) -> SourceRef:
@@ -108,9 +110,6 @@ def generic_table(
     drop: tuple[str, ...] = (),
 ) -> Table:
     data = frame_or_empty(frame, preferred)
-    if "pollutant" in data.columns and len(data):
-        names = pollutant_names()
-        data = data.assign(pollutant=data["pollutant"].map(lambda c: names.get(c, c)))
     if sort:
         keys = [c for c in sort if c in data.columns]
         if keys:
@@ -294,7 +293,16 @@ def exceedance_section(data: ReportData, ctx: Context) -> Section:
             "污染物名称",
             "HJ 212-2017 污染物代码",
             "schemas/data/hj212_codes.csv",
-            "HJ 212-2017 appendix",
+            "HJ 212-2017 附录",
+            "impl",
+        )
+    )
+    sec.sources.append(
+        SourceRef(
+            "空气质量污染物名称",
+            "GB 3095-2012 污染物项目",
+            "schemas/data/aqi_rules.toml [pollutants]",
+            "GB 3095-2012 表1；HJ 633-2012",
             "impl",
         )
     )
@@ -302,7 +310,7 @@ def exceedance_section(data: ReportData, ctx: Context) -> Section:
         SourceRef(
             "标准限值",
             "按排口许可（见“依据”列）",
-            "registry stack_limits.csv; schemas/data/emission_limits.csv",
+            "登记名录 stack_limits.csv; schemas/data/emission_limits.csv",
             "GB 13271-2014 等，逐排口",
             "std",
         )
@@ -630,18 +638,36 @@ def ranking_digest(frame: pd.DataFrame, sheet: str) -> Table:
 # -- 5. AQI and alerts --------------------------------------------------------------------------
 
 
+AQI_COLUMNS = ["date", "aqi", "category", "primary", "exceeding_pollutants"]
+
+
+def aqi_detail_columns(frame: pd.DataFrame | None) -> list[str]:
+    """The per-pollutant columns of ``aqi_daily`` the workbook adds: each AQI item's sub-index
+    (``iaqi_<item>``) followed by its concentration, in the order of aqi_rules.toml."""
+    if frame is None:
+        return []
+    out = []
+    for item in vocabulary.aqi_items():
+        out += [c for c in (f"iaqi_{item}", item) if c in frame.columns]
+    return out
+
+
 def aqi_section(data: ReportData, ctx: Context) -> Section:
     sec = Section("aqi", "环境空气质量（AQI）")
     frame = data.aqi_daily
     table = generic_table(
         frame,
-        ["date", "aqi", "category", "primary", "exceeding_pollutants"],
+        AQI_COLUMNS + aqi_detail_columns(frame),
         sheet="空气质量日报",
         title="逐日空气质量指数",
         reason="无有效日均值",
         sort=["date"],
         extras=False,
     )
+    # the workbook is wide (each pollutant's sub-index and concentration); print keeps AQI_COLUMNS
+    table.columns = [
+        c if c.key in AQI_COLUMNS else replace(c, in_print=False) for c in table.columns
+    ]
     sec.tables = [table]
     categories = layouts.aqi_categories()
     sec.sources.append(
@@ -668,13 +694,19 @@ def aqi_section(data: ReportData, ctx: Context) -> Section:
 
 def alerts_section(data: ReportData, ctx: Context) -> Section:
     sec = Section("alerts", "重污染天气预警")
+    alerts = data.alerts
+    # lantian.rules_monthly copies the required cuts into ``action``: print them once
+    same = alerts is not None and {"action", "required_cuts"} <= set(alerts.columns)
     table = generic_table(
-        data.alerts,
+        alerts,
         ["level", "started_at", "ended_at", "hours", "peak_aqi", "action", "reason"],
         sheet="重污染预警",
         title="预警启动、调整与解除",
         reason="未达到预警启动条件",
         sort=["started_at", "at"],
+        drop=("required_cuts",)
+        if same and alerts["action"].equals(alerts["required_cuts"])
+        else (),
     )
     transitions = generic_table(
         data.alert_transitions,
@@ -1017,7 +1049,9 @@ def bureau_caveats(data: ReportData) -> pd.DataFrame | None:
                 "n_invalid": len(invalid),
                 "n_missing": None,
                 "note": f"点位 {sites} 的样品无效，不计入该点位及所在街道的月值（"
-                + "；".join(f"{r}: {n}" for r, n in reasons.items())
+                + "；".join(
+                    f"{vocabulary.text(r, 'invalid_reason')}：{n} 个" for r, n in reasons.items()
+                )
                 + "）",
             }
         )
@@ -1219,17 +1253,28 @@ def sources_table(sections: list[Section]) -> Table:
             if key in seen:
                 continue
             seen.add(key)
+            source, exact = vocabulary.source(ref.source)
             records.append(
                 {
                     "item": ref.item,
                     "value": ref.value,
                     "file": ref.file,
-                    "source": ref.source,
+                    "source": source,
+                    "source_original": "" if exact else ref.source,
                     "mark": MARKS_ZH.get(ref.mark, ref.mark),
                 }
             )
-    frame = pd.DataFrame(records, columns=["item", "value", "file", "source", "mark"])
-    return make_table(frame, list(frame.columns), sheet="说明")
+    keys = ["item", "value", "file", "source", "source_original", "mark"]
+    frame = pd.DataFrame(records, columns=keys)
+    if not frame["source_original"].astype(bool).any():
+        keys.remove("source_original")
+    table = make_table(frame, keys, sheet="说明")
+    # an untranslated source text stays beside its Chinese in the workbook only
+    table.columns = [
+        replace(c, header="来源（原文）", in_print=False) if c.key == "source_original" else c
+        for c in table.columns
+    ]
+    return table
 
 
 def summary_paragraph(sections: list[Section], ctx: Context) -> str:

@@ -141,7 +141,7 @@ def test_the_report_prints_them(bureau, tmp_path):
             ["pdftotext", "-layout", str(paths.pdf), "-"], capture_output=True, text=True
         ).stdout
         assert "逾期1日" in text and "逾期未公开" in text
-        assert "unknown stack" in text  # the refusal reason is printed
+        assert "不在登记名录中" in text  # the refusal reason is printed, in Chinese
         assert "无效降尘样品" in text
 
 

@@ -184,7 +184,7 @@ def test_sources_sheet_names_every_rule_file(december):
     assert "schemas/data/thresholds.toml [stack.effective_transmission_min]" in files
     assert "schemas/data/cn_workdays_2017_2018.csv" in files
     transmission = next(r for r in rows if r[0] == "有效传输率达标线")
-    assert transmission[1] == "90%" and transmission[4].startswith("plan")
+    assert transmission[1] == "90%" and transmission[4] == "攻坚方案原文（plan）"
     calendar_row = next(r for r in rows if r[0] == "工作日历（节假日与调休上班日）")
     assert (
         "国办发明电〔2016〕17号" in calendar_row[3] and "国办发明电〔2017〕12号" in calendar_row[3]
