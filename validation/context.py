@@ -7,7 +7,14 @@ context is ephemeral (nothing written to disk except Data Docs when asked), prog
 analytics are off (tqdm bars land in Airflow logs as errors).
 
 Suites are registered under the stream and the fingerprint of the rule files: after a rule change,
-the next run in the same process builds and registers the new suite beside the old one.
+the next run in the same process builds and registers the new suite beside the old one. A
+long-form stream has two suites (``validation.suites.parts``): its readings and its values, each
+with its own data asset.
+
+GX fingerprints every pandas batch under 1 GB (``HASH_THRESHOLD``) by hashing the whole frame,
+index included: about 2.7 µs a row, more than all the expectations of a day cost together. The
+fingerprint is a batch marker nothing here reads (the batch is an in-memory frame validated once),
+so the context turns it off for the process.
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ class ValidationContext:
             analytics_enabled=False,
             progress_bars=ProgressBarsConfig(globally=False, metric_calculations=False),
         )
+        _no_batch_fingerprint()
         self.gx = gx.get_context(mode="ephemeral", project_config=config)
         self._source = self.gx.data_sources.add_pandas("lantian")
         self._batches: dict[str, Any] = {}
@@ -46,40 +54,51 @@ class ValidationContext:
         self._checkpoints: dict[tuple[str, str, str], Any] = {}
         self._sites: dict[str, str] = {}
 
-    def _batch_definition(self, stream: str) -> Any:
-        if stream not in self._batches:
-            asset = self._source.add_dataframe_asset(stream)
-            self._batches[stream] = asset.add_batch_definition_whole_dataframe("partition")
-        return self._batches[stream]
+    def _batch_definition(self, stream: str, part: str) -> Any:
+        name = stream if part == "value" else f"{stream}_{part}s"
+        if name not in self._batches:
+            asset = self._source.add_dataframe_asset(name)
+            self._batches[name] = asset.add_batch_definition_whole_dataframe("partition")
+        return self._batches[name]
 
-    def definition(self, stream: str, rules: ValidationRules) -> Any:
-        """The validation definition of ``stream`` under ``rules`` (built once)."""
+    def definition(self, stream: str, rules: ValidationRules, part: str = "value") -> Any:
+        """The validation definition of ``stream``'s ``part`` under ``rules`` (built once)."""
         import great_expectations as gx
 
         from validation.suites import build_suite
 
-        key = (stream, rules.fingerprint)
+        key = (stream, rules.fingerprint, part)
         if key not in self._definitions:
-            suite = self.gx.suites.add(build_suite(stream, rules))
+            suite = self.gx.suites.add(build_suite(stream, rules, part))
             definition = gx.ValidationDefinition(
-                name=f"{suite.name}_partition", data=self._batch_definition(stream), suite=suite
+                name=f"{suite.name}_partition",
+                data=self._batch_definition(stream, part),
+                suite=suite,
             )
             self._definitions[key] = self.gx.validation_definitions.add(definition)
         return self._definitions[key]
 
     def checkpoint(
-        self, stream: str, rules: ValidationRules, docs_dir: Path, result_format: dict
+        self,
+        stream: str,
+        rules: ValidationRules,
+        docs_dir: Path,
+        result_format: dict,
+        part: str = "value",
     ) -> Any:
-        """A checkpoint that validates ``stream`` and renders Data Docs into ``docs_dir``."""
+        """A checkpoint that validates ``stream``'s ``part`` and renders Data Docs into
+        ``docs_dir``."""
         import great_expectations as gx
         from great_expectations.checkpoint import UpdateDataDocsAction
 
+        from validation.suites import suite_name
+
         site = self._site(docs_dir)
-        key = (stream, rules.fingerprint, site)
+        key = (stream, rules.fingerprint, site, part)
         if key not in self._checkpoints:
             checkpoint = gx.Checkpoint(
-                name=f"lantian_{stream}_{rules.fingerprint}_{site}",
-                validation_definitions=[self.definition(stream, rules)],
+                name=f"{suite_name(stream, rules, part)}_{site}",
+                validation_definitions=[self.definition(stream, rules, part)],
                 actions=[UpdateDataDocsAction(name="data_docs", site_names=[site])],
                 result_format=result_format,
             )
@@ -110,6 +129,13 @@ class ValidationContext:
         store = self.gx.validation_results_store
         for key in store.list_keys():
             store.remove_key(key)
+
+
+def _no_batch_fingerprint() -> None:
+    """Skip GX's whole-frame hash of pandas batches (see the module docstring)."""
+    from great_expectations.execution_engine import pandas_execution_engine
+
+    pandas_execution_engine.HASH_THRESHOLD = 0
 
 
 def get_context() -> ValidationContext:

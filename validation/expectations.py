@@ -79,7 +79,13 @@ def al_ok_when_fuel(
 
 def present_for_commands(values: pd.Series, commands: pd.Series, wanted: list[str]) -> pd.Series:
     """True where the row passes: its command is not in ``wanted``, or the value is present."""
-    return ~commands.astype("str").isin([str(c) for c in wanted]) | values.notna()
+    wanted = [str(c) for c in wanted]
+    if isinstance(commands.dtype, pd.CategoricalDtype):
+        # decided once per distinct command; a missing command (code -1) is not listed
+        listed = np.append(commands.cat.categories.astype("str").isin(wanted), False)
+        hit = listed[commands.cat.codes.to_numpy()]
+        return pd.Series(~hit, index=values.index) | values.notna()
+    return ~commands.astype("str").isin(wanted) | values.notna()
 
 
 def dtype_has_kind(dtype: Any, kind: str) -> bool:

@@ -15,9 +15,16 @@ suite through the process-wide GX context, and turns the results into:
 - ``critical_failed``: a critical table-level expectation failed (columns or types missing, no
   rows when devices were due, too large a share quarantined, an expectation that could not run).
 
-GX returns only ids (``result_format`` COMPLETE with ``unexpected_index_column_names``
-``reading_id`` and the row number, values excluded): never whole frames. The row number is needed
-because a long-form reading has one row per code.
+A long-form partition (cems, ambient: one row per reading and code) goes to GX as two batches
+(``validation.derive.derive_parts``): its *readings*, one row per run of rows that share every
+reading column (stream, device, command, times, clock flags), judged by the reading-level
+expectations (stream, device_registered, command_known, future, before_install, monotonic,
+clock_*); and its *values*, every row, judged by the others and the table-level ones. A
+reading's verdict is spread over its rows, and its counts are reported in rows, so the results
+table reads as if every row had been judged (about 11 times fewer rows for the reading checks).
+
+GX returns only row numbers (``result_format`` COMPLETE with ``unexpected_index_column_names``
+``v_row``, values excluded): never whole frames; the run maps them to reading ids.
 """
 
 from __future__ import annotations
@@ -32,8 +39,8 @@ import pandas as pd
 
 from schemas.validation_rules import ValidationRules, load_rules
 from validation.context import ValidationContext, get_context
-from validation.derive import ROW, derive
-from validation.suites import MIN_ROWS_PARAMETER, Spec, specs
+from validation.derive import FLAG_COLUMN, ROW, Derived, derive_parts
+from validation.suites import MIN_ROWS_PARAMETER, Spec, parts, specs, suite_name
 from validation.validity import assign_validity
 
 RESULT_COLUMNS = [
@@ -52,7 +59,7 @@ RESULT_COLUMNS = [
 QUARANTINE_COLUMNS = ["reading_id", "stream", "day", "expectation", "reason", "row_json"]
 RESULT_FORMAT = {
     "result_format": "COMPLETE",
-    "unexpected_index_column_names": ["reading_id", ROW],
+    "unexpected_index_column_names": [ROW],
     "exclude_unexpected_values": True,
     "return_unexpected_index_query": False,
     "partial_unexpected_count": 0,
@@ -102,39 +109,46 @@ def validate_partition(
     """
     rules = rules or load_rules()
     context = context or get_context()
-    input_columns = list(df.columns)
-    frame = derive(stream, _typed_if_empty(stream, df, rules), registry, rules)
+    typed = _typed_if_empty(stream, df, rules)
+    inputs = typed.reset_index(drop=True)
+    derived = derive_parts(stream, typed, registry, rules)
     parameters = {MIN_ROWS_PARAMETER: 1 if _due(stream, registry, day, rules) else 0}
-    suite_result = _run_gx(context, stream, rules, frame, parameters, docs_dir)
-    context.forget_results()
 
     suite_specs = specs(stream, rules)
     by_name = {s.name: s for s in suite_specs}
     order = {s.name: i for i, s in enumerate(suite_specs)}
-    judged = [_judge(r, by_name, frame) for r in suite_result.results]
+    judged = []
+    for part in parts(stream):
+        batch = derived.values if part == "value" else derived.readings
+        suite_result = _run_gx(context, stream, rules, batch, parameters, docs_dir, part)
+        judged.extend(_judge(r, by_name, derived, part) for r in suite_result.results)
+    context.forget_results()
     # GX reorders the results; reasons and the results table follow the suite
     judged.sort(key=lambda j: order.get(j["name"], len(order)))
-    suite = f"lantian_{stream}_{rules.fingerprint}"
+    suite = suite_name(stream, rules)
     schema_broken = any(
         j["check"] in _SCHEMA_CHECKS and not j["success"] and j["severity"] == "critical"
         for j in judged
     )
 
-    quarantine_reason = pd.Series("", index=frame.index, dtype="object")
-    first_failure = pd.Series("", index=frame.index, dtype="object")
+    n = len(inputs)
+    # few rows fail: their reasons are kept per row number, not in arrays as long as the day
+    reasons: dict[int, str] = {}
+    first_failure: dict[int, str] = {}
     if not schema_broken:
         for j in judged:
             spec: Spec | None = by_name.get(j["name"])
             if spec is None or spec.level != "row" or spec.severity != "critical":
                 continue
-            rows = j["rows"]
-            if len(rows) == 0:
+            if len(j["rows"]) == 0:
                 continue
-            texts = spec.reason(frame.iloc[rows]) if spec.reason else [j["name"]] * len(rows)
-            _append_reasons(quarantine_reason, first_failure, rows, texts, j["name"])
-    quarantined = (quarantine_reason != "").to_numpy()
+            texts = _reasons(spec, j, derived)
+            _append_reasons(reasons, first_failure, j["rows"], texts, j["name"])
+    failed_rows = np.fromiter(sorted(reasons), dtype="int64", count=len(reasons))
+    quarantined = np.zeros(n, dtype=bool)
+    quarantined[failed_rows] = True
 
-    judged.append(_share_result(frame, quarantined, rules))
+    judged.append(_share_result(n, quarantined, rules))
     results = _results_frame(judged, run_id, day, suite)
     critical_failed = bool(
         (
@@ -146,22 +160,27 @@ def validate_partition(
 
     if schema_broken:
         # nothing was judged: no row is valid, none is quarantined, the task fails
-        rows = frame[input_columns].assign(valid=False, invalid_reason="schema", quarantined=False)
+        rows = inputs.assign(valid=False, invalid_reason="schema", quarantined=False)
         valid = rows.iloc[0:0].drop(columns=["quarantined"])
         quarantine = pd.DataFrame(columns=QUARANTINE_COLUMNS)
     else:
+        why = pd.Series(
+            [reasons[r] for r in failed_rows.tolist()],
+            index=inputs.index[failed_rows],
+            dtype="object",
+        )
         rows = assign_validity(
-            frame[input_columns],
+            inputs,
             stream,
             rules,
             audits=registry.get("audits"),
-            quarantine_reason=quarantine_reason.where(quarantine_reason != "", None),
+            quarantine_reason=why,
+            flags=derived.values[FLAG_COLUMN].array if FLAG_COLUMN in derived.values else None,
         )
         rows["quarantined"] = quarantined
-        valid = rows[~quarantined].drop(columns=["quarantined"]).reset_index(drop=True)
-        quarantine = _quarantine_frame(
-            frame[input_columns], quarantined, first_failure, quarantine_reason, stream, day
-        )
+        kept = rows.drop(columns=["quarantined"])
+        valid = kept[~quarantined].reset_index(drop=True) if quarantined.any() else kept
+        quarantine = _quarantine_frame(inputs, failed_rows, first_failure, reasons, stream, day)
     return ValidationOutcome(
         stream=stream,
         day=day,
@@ -231,14 +250,15 @@ def _run_gx(
     frame: pd.DataFrame,
     parameters: dict[str, Any],
     docs_dir: Path | None,
+    part: str = "value",
 ) -> Any:
     batch = {"dataframe": frame}
     if docs_dir is None:
-        definition = context.definition(stream, rules)
+        definition = context.definition(stream, rules, part)
         return definition.run(
             batch_parameters=batch, expectation_parameters=parameters, result_format=RESULT_FORMAT
         )
-    checkpoint = context.checkpoint(stream, rules, Path(docs_dir), RESULT_FORMAT)
+    checkpoint = context.checkpoint(stream, rules, Path(docs_dir), RESULT_FORMAT, part)
     result = checkpoint.run(batch_parameters=batch, expectation_parameters=parameters)
     return next(iter(result.run_results.values()))
 
@@ -257,7 +277,12 @@ def _failing_rows(result: dict) -> np.ndarray:
     return np.unique(np.asarray(rows, dtype="int64"))
 
 
-def _judge(r: Any, by_name: dict[str, Spec], frame: pd.DataFrame) -> dict:
+def _judge(r: Any, by_name: dict[str, Spec], derived: Derived, part: str) -> dict:
+    """One expectation's result in the units of the input rows.
+
+    An expectation of the readings batch lists failing runs (readings); they are turned into
+    the input rows they stand for, and its counts into rows, as if it had judged every row.
+    """
     meta = r.expectation_config.meta or {}
     name = meta.get("name", r.expectation_config.type)
     spec = by_name.get(name)
@@ -268,8 +293,15 @@ def _judge(r: Any, by_name: dict[str, Spec], frame: pd.DataFrame) -> dict:
     raised = bool(info.get("raised_exception")) or bool(nested)
     if nested and not info.get("exception_message"):
         info = nested[0]
-    rows = _failing_rows(result) if spec is not None and spec.level == "row" else np.array([], int)
-    ids = frame["reading_id"].iloc[rows].tolist() if len(rows) and "reading_id" in frame else []
+    frame = derived.values if part == "value" else derived.readings
+    n_rows = len(derived.values)
+    row_level = spec is not None and spec.level == "row"
+    failing = _failing_rows(result) if row_level else np.array([], dtype="int64")
+    runs = failing if part == "reading" else np.array([], dtype="int64")
+    rows = derived.run_rows(failing) if part == "reading" else failing
+    ids = (
+        frame["reading_id"].iloc[failing].tolist() if len(failing) and "reading_id" in frame else []
+    )
     level = meta.get("level", "table")
     detail = ""
     if raised:
@@ -289,36 +321,61 @@ def _judge(r: Any, by_name: dict[str, Spec], frame: pd.DataFrame) -> dict:
     details = result.get("details") if isinstance(result.get("details"), dict) else {}
     missing_count = len((details.get("mismatched") or {}).get("missing", []))
     missing_count += len(details.get("wrong_kinds") or {})
+    element_count = int(result.get("element_count", n_rows))
+    unexpected_count = int(result.get("unexpected_count", missing_count or (0 if r.success else 1)))
+    if part == "reading":
+        element_count = n_rows
+        if row_level and not raised:
+            unexpected_count = len(rows)
     return {
         "name": name,
         "check": meta.get("check", ""),
         "severity": meta.get("severity", "critical"),
         "level": level,
         "success": bool(r.success) and not raised,
-        "element_count": int(result.get("element_count", len(frame))),
-        "unexpected_count": int(
-            result.get("unexpected_count", missing_count or (0 if r.success else 1))
-        ),
+        "element_count": element_count,
+        "unexpected_count": unexpected_count,
         "ids": list(dict.fromkeys(ids)),
         "rows": rows,
+        "runs": runs,
+        "part": part,
         "detail": detail,
     }
 
 
+def _reasons(spec: Spec, judged: dict, derived: Derived) -> np.ndarray:
+    """The reason of each failing input row (worded once per reading for reading checks)."""
+    if judged["part"] == "reading":
+        runs = judged["runs"]
+        if spec.reason is None:
+            return np.full(len(judged["rows"]), judged["name"], dtype=object)
+        texts = np.asarray(spec.reason(derived.readings.iloc[runs]), dtype=object)
+        return np.repeat(texts, derived.lengths[runs])
+    rows = judged["rows"]
+    if spec.reason is None:
+        return np.full(len(rows), judged["name"], dtype=object)
+    return np.asarray(spec.reason(derived.values.iloc[rows]), dtype=object)
+
+
 def _append_reasons(
-    reasons: pd.Series, first: pd.Series, rows: np.ndarray, texts: list[str], name: str
+    reasons: dict[int, str],
+    first: dict[int, str],
+    rows: np.ndarray,
+    texts: np.ndarray,
+    name: str,
 ) -> None:
-    current = reasons.to_numpy()[rows]
-    joined = [t if not c else f"{c}; {t}" for c, t in zip(current, texts, strict=True)]
-    reasons.iloc[rows] = joined
-    unset = first.iloc[rows].to_numpy() == ""
-    first.iloc[rows[unset]] = name
+    for r, text in zip(rows.tolist(), texts, strict=True):
+        if r in reasons:
+            reasons[r] = f"{reasons[r]}; {text}"
+        else:
+            reasons[r] = text
+            first[r] = name
 
 
-def _share_result(frame: pd.DataFrame, quarantined: np.ndarray, rules: ValidationRules) -> dict:
+def _share_result(n: int, quarantined: np.ndarray, rules: ValidationRules) -> dict:
     check = rules.check("quarantine_share")
     limit = float(rules.param("quarantine.max_share"))
-    n, bad = len(frame), int(quarantined.sum())
+    bad = int(quarantined.sum())
     share = bad / n if n else 0.0
     judged = n >= int(rules.param("quarantine.share_min_rows"))
     return {
@@ -331,6 +388,8 @@ def _share_result(frame: pd.DataFrame, quarantined: np.ndarray, rules: Validatio
         "unexpected_count": bad,
         "ids": [],
         "rows": np.array([], int),
+        "runs": np.array([], int),
+        "part": "value",
         "detail": f"{share:.1%} quarantined (limit {limit:.0%})"
         + ("" if judged else f"; not judged under {rules.param('quarantine.share_min_rows')} rows"),
     }
@@ -360,23 +419,23 @@ def _results_frame(judged: list[dict], run_id: str, day: str, suite: str) -> pd.
 
 def _quarantine_frame(
     inputs: pd.DataFrame,
-    quarantined: np.ndarray,
-    first: pd.Series,
-    reasons: pd.Series,
+    failed_rows: np.ndarray,
+    first: dict[int, str],
+    reasons: dict[int, str],
     stream: str,
     day: str,
 ) -> pd.DataFrame:
-    if not quarantined.any():
+    if not len(failed_rows):
         return pd.DataFrame(columns=QUARANTINE_COLUMNS)
-    bad = inputs[quarantined]
+    bad = inputs.take(failed_rows)
     payload = bad.to_json(orient="records", lines=True, date_format="iso", force_ascii=False)
     return pd.DataFrame(
         {
             "reading_id": bad["reading_id"].astype("str").to_numpy() if "reading_id" in bad else "",
             "stream": stream,
             "day": day,
-            "expectation": first[quarantined].to_numpy(),
-            "reason": reasons[quarantined].to_numpy(),
+            "expectation": [first[r] for r in failed_rows.tolist()],
+            "reason": [reasons[r] for r in failed_rows.tolist()],
             "row_json": payload.splitlines(),
         },
         columns=QUARANTINE_COLUMNS,

@@ -21,6 +21,7 @@ import great_expectations.expectations as gxe
 import pandas as pd
 
 from schemas.validation_rules import MEASUREMENT_STREAMS, STREAMS, ValidationRules
+from validation.derive import COMMAND_COLUMN, FLAG_COLUMN
 from validation.expectations import (
     ExpectALRatioInRangeWhenFuelDispensed,
     ExpectColumnValuesPresentForCommands,
@@ -43,6 +44,10 @@ class Spec:
     level: str
     expectation: gxe.Expectation
     reason: Reason | None = None
+    #: ``reading``: judges only columns of the reading (derive.READING_COLUMNS and the
+    #: reading-level ``v_`` columns); on long-form streams it runs once per reading, not once
+    #: per value. ``value``: everything else (and every table-level expectation).
+    per: str = "value"
 
 
 def _fmt(value: object) -> str:
@@ -61,7 +66,16 @@ class _Builder:
         self.rules = rules
         self.specs: list[Spec] = []
 
-    def add(self, name: str, check: str, expectation_cls, reason: Reason | None = None, **kw):
+    def add(
+        self,
+        name: str,
+        check: str,
+        expectation_cls,
+        reason: Reason | None = None,
+        *,
+        per: str = "value",
+        **kw,
+    ):
         entry = self.rules.check(check)
         meta = {
             "name": name,
@@ -71,7 +85,9 @@ class _Builder:
             "source": entry.source,
         }
         expectation = expectation_cls(meta=meta, **kw)
-        self.specs.append(Spec(name, check, entry.severity, entry.level, expectation, reason))
+        self.specs.append(
+            Spec(name, check, entry.severity, entry.level, expectation, reason, per=per)
+        )
 
 
 _SPECS: dict[tuple[str, str], list[Spec]] = {}
@@ -100,15 +116,40 @@ def _build_specs(stream: str, rules: ValidationRules) -> list[Spec]:
     return b.specs
 
 
-def build_suite(stream: str, rules: ValidationRules) -> gx.ExpectationSuite:
+def split(stream: str) -> bool:
+    """Does ``stream`` validate as two batches: its readings (one row per reading) and its
+    values (the long form, one row per reading and code)?"""
+    return stream in MEASUREMENT_STREAMS
+
+
+def parts(stream: str) -> tuple[str, ...]:
+    """The batches a partition of ``stream`` is validated as: ``value`` (the rows as given,
+    with every table-level expectation) and, for long-form streams, ``reading``."""
+    return ("value", "reading") if split(stream) else ("value",)
+
+
+def suite_name(stream: str, rules: ValidationRules, part: str = "value") -> str:
+    base = f"lantian_{stream}_{rules.fingerprint}"
+    return base if part == "value" else f"{base}_{part}s"
+
+
+def build_suite(stream: str, rules: ValidationRules, part: str = "value") -> gx.ExpectationSuite:
+    """The GX suite of ``stream``'s ``part`` (see :func:`parts`); a stream that is not split
+    has every expectation in its ``value`` suite."""
     suite = gx.ExpectationSuite(
-        name=f"lantian_{stream}_{rules.fingerprint}",
-        meta={"stream": stream, "rules_fingerprint": rules.fingerprint},
+        name=suite_name(stream, rules, part),
+        meta={"stream": stream, "rules_fingerprint": rules.fingerprint, "part": part},
     )
     # fresh expectation objects: a suite owns the ones added to it (GX gives them ids)
     for spec in _build_specs(stream, rules):
-        suite.add_expectation(spec.expectation)
+        if spec_part(stream, spec) == part:
+            suite.add_expectation(spec.expectation)
     return suite
+
+
+def spec_part(stream: str, spec: Spec) -> str:
+    """Which batch of ``stream`` judges ``spec``."""
+    return spec.per if split(stream) else "value"
 
 
 # --- table level ---------------------------------------------------------------------------------
@@ -142,6 +183,7 @@ def _identity_specs(b: _Builder) -> None:
         "stream",
         gxe.ExpectColumnValuesToBeInSet,
         lambda rows: [f"stream:{v!r} in the {stream_value} partition" for v in rows["stream"]],
+        per="reading",
         column="stream",
         value_set=[stream_value],
     )
@@ -150,6 +192,7 @@ def _identity_specs(b: _Builder) -> None:
         "device_registered",
         gxe.ExpectColumnValuesToNotBeNull,
         lambda rows: [f"device:{d} not in the registry" for d in rows["device_id"]],
+        per="reading",
         column="v_install_at",
     )
     b.add(
@@ -173,6 +216,7 @@ def _measurement_specs(b: _Builder) -> None:
         "command_known",
         gxe.ExpectColumnValuesToBeInSet,
         lambda rows: [f"cn:{c!r} is not a data command" for c in rows["cn"]],
+        per="reading",
         column="cn",
         value_set=commands,
     )
@@ -181,7 +225,8 @@ def _measurement_specs(b: _Builder) -> None:
         "flag_known",
         gxe.ExpectColumnValuesToBeInSet,
         lambda rows: [f"flag:unknown {f!r}" for f in rows["flag"]],
-        column="flag",
+        # the flag as a categorical (derive.py): judged once per distinct flag
+        column=FLAG_COLUMN,
         value_set=list(rules.param("flags.allowed")),
     )
     b.add(
@@ -222,7 +267,8 @@ def _measurement_specs(b: _Builder) -> None:
             ExpectColumnValuesPresentForCommands,
             _required_reason(column),
             column_A=column,
-            column_B="cn",
+            # the reading's command on each of its rows, as a categorical (derive.py)
+            column_B=COMMAND_COLUMN,
             commands=sorted(cns),
         )
     if any(r.kind == "o2" for r in rules.ranges_for(stream)):
@@ -247,6 +293,7 @@ def _measurement_specs(b: _Builder) -> None:
             check,
             gxe.ExpectColumnValuesToBeInSet,
             _constant(f"clock:{check.removeprefix('clock_')}"),
+            per="reading",
             column=column,
             value_set=[False],
         )
@@ -371,6 +418,7 @@ def _time_specs(b: _Builder) -> None:
             f"future:data time {_fmt(s)} s after receipt (tolerance {_fmt(tolerance)} s)"
             for s in rows["v_ahead_s"]
         ],
+        per="reading",
         column="v_ahead_s",
         max_value=tolerance,
     )
@@ -382,6 +430,7 @@ def _time_specs(b: _Builder) -> None:
             f"before_install:data time {t} before the device's install ({i})"
             for t, i in zip(rows["data_time"], rows["v_install_at"], strict=True)
         ],
+        per="reading",
         column="v_since_install_s",
         min_value=0,
     )
@@ -394,6 +443,7 @@ def _time_specs(b: _Builder) -> None:
             f"time_backwards:{_fmt(s)} s behind the device's previous reading"
             for s in rows["v_step_s"]
         ],
+        per="reading",
         column="v_step_s",
         min_value=-back,
     )

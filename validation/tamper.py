@@ -706,3 +706,55 @@ def detect_all(
     return out.sort_values(["device_id", "rule", "window_start"], kind="stable").reset_index(
         drop=True
     )
+
+
+# --- per device: who is suspected, and rates against a known truth ---------------------------------
+
+#: rules that point at data made up or manipulated; ``clock_jump`` is a fault, reported apart.
+FRAUD_RULES = ("flatline", "dilution", "ratio_step", "flag_cluster", "same_series", "neighbour")
+
+
+def device_suspicion(
+    suspicions: pd.DataFrame,
+    devices: list[str] | pd.Series,
+    rule_names: tuple[str, ...] = FRAUD_RULES,
+) -> pd.DataFrame:
+    """One row per device of ``devices`` (every device judged, suspected or not): ``device_id``,
+    ``suspected`` (a record of one of ``rule_names``), ``rules`` (those rules, sorted,
+    comma-joined), ``n_suspicions``. A month's ``detect_all`` output goes in as is."""
+    ids = pd.Index(pd.unique(pd.Series(list(devices), dtype="str")), name="device_id")
+    hits = suspicions[suspicions["rule"].isin(rule_names)] if len(suspicions) else suspicions
+    if len(hits):
+        by = hits.groupby(hits["device_id"].astype("str"))
+        n = by.size().reindex(ids, fill_value=0)
+        names = by["rule"].agg(lambda r: ",".join(sorted(set(r)))).reindex(ids, fill_value="")
+    else:
+        n = pd.Series(0, index=ids)
+        names = pd.Series("", index=ids)
+    return pd.DataFrame(
+        {
+            "device_id": ids.to_numpy(),
+            "suspected": (n > 0).to_numpy(),
+            "rules": names.astype("str").to_numpy(),
+            "n_suspicions": n.astype("int64").to_numpy(),
+        }
+    )
+
+
+def suspicion_rates(per_device: pd.DataFrame, planted: set[str] | list[str]) -> dict:
+    """Detection rate (planted devices suspected / planted) and false-positive rate (honest
+    devices suspected / honest) from :func:`device_suspicion`'s table; ``planted`` are the
+    devices known to fake (a simulation's truth). Planted devices not in the table count as
+    missed."""
+    planted = {str(d) for d in planted}
+    suspected = set(per_device.loc[per_device["suspected"], "device_id"].astype("str"))
+    honest = set(per_device["device_id"].astype("str")) - planted
+    return {
+        "planted": len(planted),
+        "detected": sorted(planted & suspected),
+        "missed": sorted(planted - suspected),
+        "detection_rate": len(planted & suspected) / len(planted) if planted else None,
+        "honest": len(honest),
+        "false_positives": sorted(honest & suspected),
+        "false_positive_rate": len(honest & suspected) / len(honest) if honest else None,
+    }

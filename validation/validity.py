@@ -24,17 +24,17 @@ import pandas as pd
 
 from schemas.reading import BEIJING
 from schemas.validation_rules import MEASUREMENT_STREAMS, ValidationRules
-from validation.derive import map_distinct
 
 
 def _flag_key(flag: object) -> str:
     return "" if flag is None or flag != flag else str(flag).strip().upper()
 
 
-def _labels(keys: np.ndarray, template: str) -> np.ndarray:
-    """``template.format(key)`` per row, formatted once per distinct key."""
-    codes, uniques = pd.factorize(keys, use_na_sentinel=False)
-    return np.array([template.format(u) for u in uniques], dtype=object)[codes]
+def _objects(values: pd.Series) -> np.ndarray | pd.Series:
+    """Strings as a plain object array (pandas factorises those twice as fast as a str column)."""
+    if isinstance(values.dtype, pd.StringDtype) or values.dtype == object:
+        return values.to_numpy(dtype=object)
+    return values
 
 
 FLAG_COLUMNS = {"cems": "flag", "ambient": "flag", "vapor_tank": "tank_pressure_flag"}
@@ -87,37 +87,66 @@ def assign_validity(
     rules: ValidationRules,
     audits: pd.DataFrame | None = None,
     quarantine_reason: pd.Series | None = None,
+    flags: pd.Categorical | None = None,
 ) -> pd.DataFrame:
     """``rows`` with ``valid`` and ``invalid_reason`` set by the rules above.
 
     For remote sensing the unit's own ``valid`` / ``invalid_reason`` columns are kept as
-    ``unit_valid`` / ``unit_invalid_reason`` before being replaced.
+    ``unit_valid`` / ``unit_invalid_reason`` before being replaced. ``quarantine_reason`` is
+    indexed like ``rows`` and may hold only the quarantined rows. ``flags``: the flag column
+    already factorised (same rows, e.g. ``derive``'s ``v_flag``), to save a second pass.
     """
-    out = rows.copy()
+    # shallow: pandas copy-on-write keeps ``rows`` unchanged when columns are set on ``out``
+    out = rows.copy(deep=False)
     n = len(out)
     reason = np.full(n, "", dtype=object)
+    has_reason = np.zeros(n, dtype=bool)
 
     def set_where(mask: np.ndarray, text: np.ndarray | str) -> None:
-        free = (reason == "") & mask
-        if isinstance(text, str):
-            reason[free] = text
-        else:
-            reason[free] = text[free]
+        free = ~has_reason & mask
+        if not free.any():
+            return
+        reason[free] = text if isinstance(text, str) else text[free]
+        has_reason[free] = True
 
     if quarantine_reason is not None:
-        q = quarantine_reason.reindex(out.index).fillna("").astype("str").to_numpy(dtype=object)
-        set_where(q != "", q)
+        # may cover only the quarantined rows (a day has millions of rows, a handful of reasons)
+        q = quarantine_reason[quarantine_reason.notna()]
+        positions = out.index.get_indexer(q.index)
+        texts = np.array([str(t) for t in q.to_numpy(dtype=object)], dtype=object)
+        keep = (positions >= 0) & (texts != "") if len(texts) else np.array([], dtype=bool)
+        given = np.zeros(n, dtype=bool)
+        given[positions[keep]] = True
+        text = np.full(n, "", dtype=object)
+        text[positions[keep]] = texts[keep]
+        set_where(given, text)
 
     flag_column = FLAG_COLUMNS.get(stream)
+    judged_flags = False
     if flag_column and flag_column in out.columns:
-        flags = map_distinct(out[flag_column], _flag_key)
-        invalid = np.isin(flags, list(rules.param("flags.invalid")))
-        set_where(invalid, _labels(flags, "flag:{}"))
-        needs_audit = np.isin(flags, list(rules.param("flags.needs_audit")))
+        # one factorisation: every flag test and label is decided per distinct flag
+        if flags is not None and len(flags) == n:
+            codes, uniques = np.asarray(flags.codes), list(flags.categories)
+        else:
+            codes, uniques = pd.factorize(_objects(out[flag_column]))
+        # code -1 (a missing flag) picks the last key: ""
+        keys = [_flag_key(u) for u in uniques] + [""]
+        judged_flags = True
+
+        def per_flag(allowed: list[str]) -> np.ndarray:
+            return np.array([k in allowed for k in keys], dtype=bool)[codes]
+
+        def labels(template: str) -> np.ndarray:
+            return np.array([template.format(k) for k in keys], dtype=object)[codes]
+
+        invalid = per_flag([str(f) for f in rules.param("flags.invalid")])
+        if invalid.any():
+            set_where(invalid, labels("flag:{}"))
+        needs_audit = per_flag([str(f) for f in rules.param("flags.needs_audit")])
         if needs_audit.any():
             ok = np.zeros(n, dtype=bool)
             ok[needs_audit] = audited(out[needs_audit], audits)
-            set_where(needs_audit & ~ok, _labels(flags, "flag:{}-unaudited"))
+            set_where(needs_audit & ~ok, labels("flag:{}-unaudited"))
     if stream in MEASUREMENT_STREAMS:
         for fault in ("jump", "drift"):
             column = f"clock_{fault}"
@@ -132,10 +161,11 @@ def assign_validity(
             else np.full(n, "", dtype=object)
         )
         set_where(unit_ok == 0, np.array([f"rsd:{w or 'unit_invalid'}" for w in why], dtype=object))
-    valid = reason == ""
-    if flag_column and flag_column in out.columns:
-        review = np.isin(flags, list(rules.param("flags.review")))
-        set_where(review, _labels(flags, "review:{}"))
+    valid = ~has_reason
+    if judged_flags:
+        review = per_flag([str(f) for f in rules.param("flags.review")])
+        if review.any():
+            set_where(review, labels("review:{}"))
     out["valid"] = valid
     out["invalid_reason"] = pd.array(reason, dtype="str")
     return out

@@ -378,3 +378,33 @@ def test_detect_all_collects_every_rule(rules):
         ("CEMS001", "flatline"),
     ]
     assert list(found.columns) == tamper.SUSPICION_COLUMNS
+
+
+def test_per_device_suspicion_and_rates(rules):
+    """Every judged device gets a row; rates come from the planted set, clock jumps apart."""
+    rng = np.random.default_rng(3)
+
+    def stuck(v):
+        v = v.copy()
+        v[30:150] = 7.5
+        return v
+
+    rows = pd.concat(
+        [
+            stack(rng, 3, "CEMS001", a34013=stuck),
+            stack(rng, 3, "CEMS002"),
+            stack(rng, 3, "CEMS003"),
+        ],
+        ignore_index=True,
+    )
+    found = tamper.detect_all(rows, {}, rules=rules)
+    per_device = tamper.device_suspicion(found, ["CEMS001", "CEMS002", "CEMS003", "CEMS004"])
+    assert list(per_device["device_id"]) == ["CEMS001", "CEMS002", "CEMS003", "CEMS004"]
+    assert list(per_device["suspected"]) == [True, False, False, False]
+    assert "flatline" in per_device.loc[0, "rules"].split(",")
+    assert per_device.loc[0, "n_suspicions"] >= 1
+
+    rates = tamper.suspicion_rates(per_device, {"CEMS001", "CEMS003"})
+    assert rates["detected"] == ["CEMS001"] and rates["missed"] == ["CEMS003"]
+    assert rates["detection_rate"] == 0.5
+    assert rates["honest"] == 2 and rates["false_positive_rate"] == 0.0
