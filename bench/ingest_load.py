@@ -15,10 +15,17 @@ The baseline (measured in the same run, on the same disk, before the server star
 very same gzip bodies durably the way a landing must, with no HTTP, no checks and no index:
 ``ingest.landing.publish`` (temporary file, fsync, hard link to the final name, directory fsync)
 into ``<day>/<device>/``, one writer thread per agent, each writing its batches one after another.
+That is the issue's "writing and fsyncing the same bytes with no HTTP" to the letter, and it is
+as strict as the service's own durability contract (one file fsync and one directory fsync per
+batch, the very function the service lands with); the service does more durable work on top
+(its index commit, shared by the batches waiting at that moment), which is its own cost, not
+the baseline's. Its process CPU per reading is reported too (``durable write``).
 
 Rows:
 
 * readings/s against that baseline (target: at least 40 % of it) and absolute (target: 50,000);
+  the note gives the ratio a 2-core machine could reach at all if a reading cost only the
+  floor below plus the baseline's own write CPU (no HTTP, no index, no thread switches);
 * p99 request latency, beside the baseline's p99 per-file write;
 * server CPU per reading (all uvicorn processes, user + system, over the window), beside the
   *floor*: the CPU per reading of the work every request must do whatever the transport
@@ -132,8 +139,9 @@ def _p(latencies: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
-def _baseline(bodies: dict[str, list[bytes]], root: Path) -> tuple[float, float]:
-    """readings/s and p99 seconds of writing every body durably, one writer per agent."""
+def _baseline(bodies: dict[str, list[bytes]], root: Path) -> tuple[float, float, float]:
+    """readings/s, p99 seconds and CPU µs per reading of writing every body durably, one
+    writer per agent (this process runs nothing else meanwhile, so its CPU is the writers')."""
     from ingest.landing import publish
 
     latencies: list[float] = []
@@ -152,26 +160,39 @@ def _baseline(bodies: dict[str, list[bytes]], root: Path) -> tuple[float, float]
             latencies.extend(mine)
 
     threads = [threading.Thread(target=writer, args=item) for item in bodies.items()]
-    began = time.monotonic()
+    cpu0, began = os.times(), time.monotonic()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     elapsed = time.monotonic() - began
-    return len(latencies) * READINGS_PER_BATCH / elapsed, _p(latencies, 0.99)
+    cpu1 = os.times()
+    readings = len(latencies) * READINGS_PER_BATCH
+    cpu_us = ((cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)) / readings * 1e6
+    return readings / elapsed, _p(latencies, 0.99), cpu_us
 
 
 def _floor_us_per_reading(bodies: list[bytes], device_id: str) -> float:
-    """CPU µs per reading of the checks every request needs (one thread, no HTTP, no I/O)."""
+    """CPU µs per reading of the checks every request needs (one thread, no HTTP, no I/O),
+    with the garbage collector set as in a server process (ingest.app.tune_gc_for_serving)."""
+    import gc
+
+    from ingest.app import GC_YOUNG_THRESHOLD
     from ingest.checks import checked_batch
     from ingest.settings import load_plausibility
 
     plausibility = load_plausibility()
     checked_batch(bodies[0], "gzip", device_id, "cems", plausibility, 1 << 30)  # warm up
-    began = time.process_time()
-    for body in bodies:
-        checked_batch(body, "gzip", device_id, "cems", plausibility, 1 << 30)
-    return (time.process_time() - began) / (len(bodies) * READINGS_PER_BATCH) * 1e6
+    saved = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *saved[1:])
+    try:
+        began = time.process_time()
+        for body in bodies:
+            checked_batch(body, "gzip", device_id, "cems", plausibility, 1 << 30)
+        spent = time.process_time() - began
+    finally:
+        gc.set_threshold(*saved)
+    return spent / (len(bodies) * READINGS_PER_BATCH) * 1e6
 
 
 # -- the load generator (a child process) ----------------------------------------------------
@@ -344,7 +365,7 @@ def run(duration_s: float = 10, agents: int = 50, workers: int = 2) -> list[dict
     bodies = _all_bodies(device_ids, per_agent)
 
     floor_us = _floor_us_per_reading(bodies[device_ids[0]][:FLOOR_SAMPLE], device_ids[0])
-    base_rate, base_p99 = _baseline(bodies, work / "baseline")
+    base_rate, base_p99, write_us = _baseline(bodies, work / "baseline")
     shutil.rmtree(work / "baseline", ignore_errors=True)
 
     port = free_port()
@@ -412,15 +433,22 @@ def run(duration_s: float = 10, agents: int = 50, workers: int = 2) -> list[dict
         row("ingest server CPU per reading (baseline: floor of decode + checks)", server_us,
             "µs", baseline=floor_us, target=None, met=False, digits=2),
         row("ingest load generator CPU (100 % = one core)", generator_pct, "%",
-            baseline=None, target=None, met=False),
+            baseline=None, target=None, met=False,
+            baseline_note="n/a: what the measurement itself takes, nothing to compare it to"),
     ]  # fmt: skip
+    # The least CPU a reading can cost the service: the checks plus the durable write alone.
+    least_us = floor_us + write_us
+    ceiling = CORES / least_us * 1e6
     notes = [
-        note,
+        f"{note}; ceiling on {CORES} cores at the floor (checks {floor_us:.2f} + durable write "
+        f"{write_us:.2f} µs/reading, no HTTP, no index) {ceiling:,.0f} readings/s = ratio "
+        f"{ceiling / base_rate:.2f}",
         note,
         f"baseline: p99 of one durable file write; p50 {result['p50_s'] * 1000:.1f} ms",
-        f"{shares}; server CPU s per process {split}; 2-core ceiling at the floor "
-        f"{CORES / floor_us * 1e6:,.0f} readings/s, at the measured cost "
-        f"{CORES / server_us * 1e6:,.0f} readings/s",
+        f"{shares}; server CPU s per process {split}; the baseline's durable write "
+        f"{write_us:.2f} µs/reading; {CORES}-core ceiling at the floor "
+        f"{CORES / floor_us * 1e6:,.0f} readings/s, at floor + write {ceiling:,.0f}, at the "
+        f"measured cost {CORES / server_us * 1e6:,.0f} readings/s",
         f"a separate process, http.client keep-alive, pre-signed pre-gzipped bodies; "
         f"{result['cpu_s']:.2f} CPU s over {result['elapsed_s']:.1f} s",
     ]

@@ -98,6 +98,9 @@ class Device:
     key_hex: str | None = field(default=None, repr=False)
     prev_key_hex: str | None = field(default=None, repr=False)
     prev_key_until: str | None = None
+    #: Whether the signature of the request being served is already in the replay cache
+    #: (``None``: not looked up), when the service reads it with the device row.
+    seen: bool | None = field(default=None, repr=False, compare=False)
 
     @property
     def enrolled(self) -> bool:
@@ -141,7 +144,7 @@ def _check_device_fields(device_id: str, stream: str, owner_kind: str, state: st
         raise RegistryError(f"device {device_id}: unknown state {state!r} (one of {STATES})")
 
 
-def _device(row: Any) -> Device:
+def device_from_row(row: Any) -> Device:
     return Device(
         device_id=row.device_id,
         stream=row.stream,
@@ -183,12 +186,12 @@ class Registry:
     def get(self, device_id: str) -> Device | None:
         with self.engine.connect() as conn:
             row = conn.execute(_BY_DEVICE_ID, {"device_id": device_id}).first()
-        return None if row is None else _device(row)
+        return None if row is None else device_from_row(row)
 
     def all(self) -> list[Device]:
         with self.engine.connect() as conn:
             rows = conn.execute(select(devices).order_by(devices.c.device_id)).all()
-        return [_device(row) for row in rows]
+        return [device_from_row(row) for row in rows]
 
     def _require(self, device_id: str) -> Device:
         device = self.get(device_id)

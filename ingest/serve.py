@@ -15,6 +15,14 @@ The supervisor forwards SIGTERM/SIGINT (each worker drains like a single uvicorn
 worker that dies, and stops when a worker dies right after starting (a broken configuration
 would fail the same way forever). Workers exit with the supervisor if it is killed (Linux
 ``PR_SET_PDEATHSIG``), so a SIGKILL does not leave orphans serving the port.
+
+Metrics: each worker counts its own requests, so a scrape of ``/metrics`` (answered by whichever
+worker the connection lands on) would show one worker's share. The supervisor therefore runs
+the workers in prometheus_client's multiprocess mode: every worker writes its counters and
+histograms to memory-mapped files in ``$PROMETHEUS_MULTIPROC_DIR`` and ``/metrics`` sums the
+files of all workers, those of replaced workers included (totals never go back). The directory
+is the operator's if that variable is set (its old ``*.db`` files are removed at start, as
+prometheus_client requires), else a temporary one removed at a clean stop.
 """
 
 from __future__ import annotations
@@ -24,16 +32,21 @@ import ctypes
 import ctypes.util
 import multiprocessing
 import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 #: A worker that dies this soon after it was started is taken for a broken configuration.
 STARTUP_GRACE_S = 5.0
 _PR_SET_PDEATHSIG = 1
+#: prometheus_client reads it when it is imported, so it is set before any worker starts.
+METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def reuseport_socket(host: str, port: int, backlog: int = 2048) -> socket.socket:
@@ -81,6 +94,7 @@ class Supervisor:
         self._sockets = [reuseport_socket(host, port) for _ in range(workers)]
         self._processes: list[Any] = [None] * workers
         self._started: list[float] = [0.0] * workers
+        self._metrics_dir, self._own_metrics_dir = _metrics_dir()
 
     def _start(self, index: int) -> None:
         process = self._context.Process(
@@ -115,6 +129,7 @@ class Supervisor:
                     status = 1
                     self._stop.set()
                     break
+                _mark_dead(process.pid)
                 self._start(index)  # died while serving: replace it
         self._shutdown()
         return status
@@ -132,3 +147,29 @@ class Supervisor:
                 process.join(5)
         for sock in self._sockets:
             sock.close()
+        if self._own_metrics_dir:
+            shutil.rmtree(self._metrics_dir, ignore_errors=True)
+
+
+def _metrics_dir() -> tuple[Path, bool]:
+    """The multiprocess metrics directory, emptied, exported to the workers; (path, ours)."""
+    given = os.environ.get(METRICS_DIR_ENV)
+    if given:
+        path = Path(given)
+        path.mkdir(parents=True, exist_ok=True)
+        for old in path.glob("*.db"):  # counts of an earlier run would be added to this one's
+            old.unlink()
+        return path, False
+    path = Path(tempfile.mkdtemp(prefix="lantian-ingest-metrics-"))
+    os.environ[METRICS_DIR_ENV] = str(path)  # inherited by the spawned workers
+    return path, True
+
+
+def _mark_dead(pid: int | None) -> None:
+    """Tell prometheus_client a worker is gone (its counters stay part of the totals)."""
+    if pid is None:
+        return
+    with contextlib.suppress(Exception):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid)

@@ -9,6 +9,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 import requests
 from conftest import (
     enrol_box,
@@ -27,7 +28,27 @@ BATCHES_PER_DEVICE = 30
 KILL_AFTER_ACKS = 25
 
 
-def test_sigkill_mid_load_loses_no_acknowledged_batch(tmp_path: Path) -> None:
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            if int(stat[stat.rindex(")") + 2 :].split()[1]) == pid:
+                found.append(int(entry))
+    return found
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sigkill_mid_load_loses_no_acknowledged_batch(
+    tmp_path: Path, workers: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With 2 workers every process of the service is SIGKILLed (the workers first, so none
+    gets the supervisor's orderly SIGTERM), as in a power cut."""
+    # A killed supervisor cannot remove its temporary metrics directory: give it one here.
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "metrics"))
     db_url = f"sqlite:///{tmp_path / 'index.sqlite'}"
     landing = tmp_path / "landing"
     config = write_config(
@@ -40,7 +61,9 @@ def test_sigkill_mid_load_loses_no_acknowledged_batch(tmp_path: Path) -> None:
         for box in boxes
     }  # fmt: skip
 
-    server, url = start_server(config, tmp_path / "server.log")
+    server, url = start_server(config, tmp_path / "server.log", workers=workers)
+    worker_pids = _children(server.pid) if workers > 1 else []
+    assert workers == 1 or len(worker_pids) >= 2  # both workers (and maybe a helper)
     acked: dict[str, dict] = {}
     signed_at: dict[str, int] = {}
     lock = threading.Lock()
@@ -73,7 +96,9 @@ def test_sigkill_mid_load_loses_no_acknowledged_batch(tmp_path: Path) -> None:
         for thread in agents:
             thread.start()
         assert enough.wait(60), f"only {len(acked)} acknowledgements before the deadline"
-        os.kill(server.pid, signal.SIGKILL)  # mid-load: other requests are in flight
+        for pid in worker_pids:  # mid-load: other requests are in flight
+            os.kill(pid, signal.SIGKILL)
+        os.kill(server.pid, signal.SIGKILL)
         server.wait(10)
         for thread in agents:
             thread.join(30)

@@ -44,7 +44,6 @@ def test_schemathesis_cli_finds_no_server_error(
         "--checks", "not_a_server_error",
         "--phases", "examples,coverage,fuzzing",
         "--max-examples", "10",
-        "--max-time", "8",
         "--workers", "1",
         "--seed", "20171101",
         "--no-shrink",

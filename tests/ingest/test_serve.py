@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import http.client
 import os
+import shutil
 import signal
 import time
 from pathlib import Path
 
-from conftest import start_server, write_config
+import requests
+from conftest import enrol_box, gz, make_batch, signed_post, start_server, write_config
 
 
 def _workers(supervisor: int) -> list[int]:
@@ -92,10 +94,79 @@ def test_connections_opened_at_once_are_spread_over_both_workers(tmp_path: Path)
     assert _wait_gone(workers)
 
 
-def test_workers_do_not_outlive_a_killed_supervisor(tmp_path: Path) -> None:
+def test_workers_do_not_outlive_a_killed_supervisor(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    # A killed supervisor cannot remove its temporary metrics directory: give it one here.
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "metrics"))
     server, url = start_server(_config(tmp_path), tmp_path / "server.log", workers=2)
     workers = _workers(server.pid)
     assert len(workers) == 2
     os.kill(server.pid, signal.SIGKILL)
     server.wait(10)
     assert _wait_gone(workers), "worker processes kept serving after the supervisor died"
+
+
+def _sample(text: str, name: str) -> float | None:
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    return None
+
+
+def _landed_in(files: list[Path], work: Path) -> float:
+    """``batches{status="landed"}`` as counted in the given per-process metric files only."""
+    from prometheus_client import CollectorRegistry, generate_latest, multiprocess
+
+    work.mkdir()
+    for path in files:
+        shutil.copy(path, work / path.name)
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=str(work))
+    text = generate_latest(registry).decode()
+    return _sample(text, 'lantian_ingest_batches_total{status="landed"}') or 0.0
+
+
+def test_metrics_are_totals_over_both_workers(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    """Every scrape, whichever worker answers it, reports the requests of both workers."""
+    metrics_dir = tmp_path / "metrics"
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(metrics_dir))  # the operator's choice
+    db_url = f"sqlite:///{tmp_path / 'index.sqlite'}"
+    config = write_config(
+        tmp_path / "ingest.toml", db_url, tmp_path / "landing", rate_per_s=1000, rate_burst=1000
+    )
+    boxes = [enrol_box(db_url, f"8888888100{i:04d}") for i in range(2)]
+    server, url = start_server(config, tmp_path / "server.log", workers=2)
+    try:
+        workers = _workers(server.pid)
+        assert len(workers) == 2
+        landed = 0
+        for k in range(12):  # a new connection per request: the kernel spreads them
+            for box in boxes:
+                batch = make_batch(box.device_id, n=3 + k)
+                answer = signed_post(url, "/v1/batches", box, gz(batch))
+                assert answer.status_code == 200, answer.text
+                landed += 1
+        readings = sum(3 + k for k in range(12)) * len(boxes)
+        refused = signed_post(url, "/v1/batches", boxes[0], b"[]", encoding=None)
+        assert refused.status_code == 422
+        scrapes = []
+        for _ in range(10):  # fresh connections again: both workers answer some of these
+            with requests.get(url + "/metrics", timeout=10) as answer:
+                assert answer.status_code == 200
+                scrapes.append(answer.text)
+        for text in scrapes:
+            assert _sample(text, 'lantian_ingest_batches_total{status="landed"}') == landed
+            assert _sample(text, "lantian_ingest_readings_total") == readings
+            assert _sample(text, "lantian_ingest_landing_seconds_count") == landed
+            assert (
+                _sample(text, 'lantian_ingest_rejections_total{reason="contract_violation"}') == 1
+            )
+        # Both workers served uploads: the totals above are sums, not one worker's share.
+        shares = [
+            _landed_in(sorted(metrics_dir.glob(f"*_{pid}.db")), tmp_path / f"share-{pid}")
+            for pid in workers
+        ]
+        assert sum(shares) == landed and min(shares) > 0, shares
+    finally:
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(40) == 0
+    assert _wait_gone(workers)
