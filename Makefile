@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements/server.lock pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo demo-month test test-all lint format bench bench-agent lock clean distributed setup
+.PHONY: demo demo-month test test-all lint format bench bench-agent bench-month lock clean distributed setup
 
 setup: $(STAMP)
 
@@ -40,6 +40,10 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# A whole measured district month (hours; `make bench` extrapolates it from a few days).
+bench-month: $(STAMP)
+	$(BIN)/python -m bench.scale_month --full-month
 
 lock:
 	$(PYTHON) -m venv /tmp/lantian-lock && /tmp/lantian-lock/bin/pip install -q -r requirements/server.in

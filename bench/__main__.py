@@ -1,6 +1,7 @@
 """``make bench`` = ``python -m bench``: run every benchmark, print one table, write results.json.
 
-    python -m bench [--only NAME ...] [--quick] [--timeout S] [--out FILE] [--list]
+    python -m bench [--only NAME ...] [--quick] [--arg KEY=VALUE ...] [--timeout S] [--out FILE]
+                    [--list]
 
 A benchmark is a module in ``bench/`` with a top-level ``run()`` returning rows (see
 ``bench/common.py``). Modules are found by reading their source (``ast``), not by importing them,
@@ -34,7 +35,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.common import PYTHON, REPO, check_row, child_env, format_table, machine_env
+from bench.common import (
+    PYTHON,
+    REPO,
+    check_row,
+    child_env,
+    format_table,
+    machine_env,
+    normalise_row,
+)
 
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS = BENCH_DIR / "results.json"
@@ -204,16 +213,38 @@ def failed_row(name: str, error: str) -> dict[str, Any]:
         "target": None,
         "met": False,
         "error": error,
+        "baseline_note": "n/a: the benchmark failed",
     }
 
 
+def parse_args_option(items: list[str]) -> dict[str, Any]:
+    """``--arg KEY=VALUE`` items → kwargs; VALUE is read as JSON (31, true, "x"), else as text."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip().isidentifier():
+            raise ValueError(f"--arg {item!r}: expected KEY=VALUE")
+        try:
+            out[key.strip()] = json.loads(text)
+        except ValueError:
+            out[key.strip()] = text
+    return out
+
+
 def run_module(
-    module: BenchModule, *, quick: bool, timeout_s: float, folder: Path = BENCH_DIR
+    module: BenchModule,
+    *,
+    quick: bool,
+    timeout_s: float,
+    folder: Path = BENCH_DIR,
+    extra: dict[str, Any] | None = None,
 ) -> tuple[list[dict[str, Any]], bool]:
-    """Run one benchmark in a child process; (rows, ok). Rows carry ``benchmark`` and ``env``."""
+    """Run one benchmark in a child process; (rows, ok). Rows carry ``benchmark`` and ``env``.
+    ``extra`` (from ``--arg``) is passed on where ``run()`` takes it, over the quick sizes."""
     if module.problems:
         return [failed_row(module.name, "; ".join(module.problems))], False
     kwargs = module.quick_kwargs() if quick else {}
+    kwargs.update({k: v for k, v in (extra or {}).items() if module.accepts(k)})
     env = machine_env()
     with tempfile.TemporaryDirectory(prefix="lantian-bench-") as tmp:
         result = Path(tmp) / "result.json"
@@ -247,7 +278,12 @@ def run_module(
     if timed_out:
         error = f"timed out after {timeout_s:g} s (wall-clock bound); stopped"
     elif "rows" in payload:
-        rows = [dict(item, benchmark=module.name, env=env) for item in payload["rows"]]
+        rows = []
+        for item in payload["rows"]:
+            fixed, notes = normalise_row(item)
+            for note in notes:
+                _say(f"[bench] {module.name}: {note}")
+            rows.append(dict(fixed, benchmark=module.name, env=env))
         return rows, True
     elif "error" in payload:
         error = payload["error"]
@@ -267,7 +303,9 @@ def _merge(out: Path, rows: list[dict[str, Any]], ran: set[str]) -> list[dict[st
         return rows
     if not isinstance(old, list):
         return rows
-    kept = [r for r in old if isinstance(r, dict) and r.get("benchmark") not in ran]
+    kept = [
+        normalise_row(r)[0] for r in old if isinstance(r, dict) and r.get("benchmark") not in ran
+    ]
     return kept + rows
 
 
@@ -286,6 +324,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--quick", action="store_true", help="smaller sizes, for a quick look")
     parser.add_argument("--timeout", type=float, help="wall-clock bound per benchmark, seconds")
     parser.add_argument("--out", type=Path, default=RESULTS, help=f"default {RESULTS}")
+    parser.add_argument("--arg", action="append", default=[], metavar="KEY=VALUE",
+                        help="pass KEY=VALUE (JSON value, else text) to every run() that takes "
+                        "KEY, e.g. --arg days=31 (repeatable)")  # fmt: skip
     parser.add_argument("--list", action="store_true", help="list the benchmarks and exit")
     parser.add_argument("--dir", type=Path, default=BENCH_DIR, help=argparse.SUPPRESS)
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -297,6 +338,11 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     folder = args.dir.resolve()
+    try:
+        extra = parse_args_option(args.arg)
+    except ValueError as exc:
+        print(f"python -m bench: {exc}", file=sys.stderr)
+        return 2
     if args.child:
         return child_main(folder, args.child, json.loads(args.kwargs), args.result)
     modules = discover(folder)
@@ -322,7 +368,9 @@ def main(argv: list[str] | None = None) -> int:
         mode = f"quick {module.quick_kwargs() or '(no smaller size)'}" if args.quick else "full"
         _say(f"[bench] ({k}/{len(modules)}) {module.name}: running, {mode}, bound {timeout:g} s")
         started = time.monotonic()
-        got, ok = run_module(module, quick=args.quick, timeout_s=timeout, folder=folder)
+        got, ok = run_module(
+            module, quick=args.quick, timeout_s=timeout, folder=folder, extra=extra
+        )
         rows.extend(got)
         state = "done" if ok else "FAILED"
         _say(

@@ -47,10 +47,12 @@ def row(
     *,
     baseline: float | None,
     target: float | None,
-    met: bool,
+    met: bool | None,
     digits: int = 1,
+    baseline_note: str | None = None,
 ) -> dict[str, Any]:
-    """One result row; ``ratio`` is computed from the unrounded figures."""
+    """One result row; ``ratio`` is computed from the unrounded figures. ``met`` is None only
+    for a figure shown without a target."""
     return {
         "name": name,
         "value": None if value is None else round(value, digits),
@@ -58,8 +60,8 @@ def row(
         "baseline": None if baseline is None else round(baseline, digits),
         "ratio": ratio(value, baseline),
         "target": target,
-        "met": bool(met),
-    }
+        "met": None if target is None else bool(met),
+    } | ({"baseline_note": baseline_note} if baseline_note else {})
 
 
 def check_row(item: Any) -> list[str]:
@@ -74,6 +76,35 @@ def check_row(item: Any) -> list[str]:
     ):
         problems.append(f"met is {met!r}, not true/false (null only for a row without target)")
     return problems
+
+
+#: What results.json says of a row without a baseline that gives no reason of its own.
+NO_BASELINE = "n/a: the benchmark measured no baseline for this row and gave no reason"
+
+
+def normalise_row(item: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The row as results.json keeps it, and what had to be said about it.
+
+    - ``met`` is None when there is no target (nothing to meet), true/false otherwise;
+    - ``ratio`` is ``value / baseline`` when the module left it out but both are numbers;
+    - a row without a baseline carries ``baseline_note``: the module's own reason (why no
+      baseline is meaningful for that figure) or :data:`NO_BASELINE`, which is also reported.
+    """
+    out, notes = dict(item), []
+    if out.get("target") is None and out.get("met") is not None:
+        notes.append(f"{out.get('name')}: met={out['met']!r} without a target, stored as null")
+        out["met"] = None
+    numbers = all(
+        isinstance(out.get(k), int | float) and not isinstance(out.get(k), bool)
+        for k in ("value", "baseline")
+    )
+    if out.get("ratio") is None and numbers:
+        out["ratio"] = ratio(float(out["value"]), float(out["baseline"]))
+    if out.get("baseline") is None and not out.get("baseline_note"):
+        out["baseline_note"] = NO_BASELINE
+        if not out.get("error"):
+            notes.append(f"{out.get('name')}: no baseline and no baseline_note")
+    return out, notes
 
 
 # ---------------------------------------------------------------------- the machine
@@ -214,7 +245,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
                 str(item.get("benchmark", "")),
                 str(item.get("name", "")),
                 _figure(item.get("value"), unit),
-                _figure(item.get("baseline"), unit),
+                "n/a" if item.get("baseline") is None else _figure(item.get("baseline"), unit),
                 "-" if item.get("ratio") is None else f"{item['ratio']:g}",
                 # no unit: some modules state the target as a ratio to the baseline
                 _figure(item.get("target"), ""),
@@ -230,4 +261,8 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     for item in rows:
         if item.get("error"):
             out.append(f"FAILED {item.get('benchmark')}: {item['error']}")
+    for item in rows:
+        note = item.get("baseline_note")
+        if note and not item.get("error"):
+            out.append(f"baseline n/a for {item.get('benchmark')} / {item.get('name')}: {note}")
     return "\n".join(out)

@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import functools
 import json
-import logging
 import os
 import signal
 import subprocess
@@ -29,9 +27,9 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +53,7 @@ WORKERS = ("worker-a", "worker-b")
 AIRFLOW_HEALTH = ("metadatabase", "scheduler", "triggerer", "dag_processor")
 #: dag_run / task_instance states after which nothing more happens.
 FINISHED_RUN = {"success", "failed"}
+FINISHED_TASK = {"success", "failed", "skipped", "upstream_failed", "removed"}
 
 
 class DistributedError(RuntimeError):
@@ -281,6 +280,27 @@ def ancestors(pid: int) -> list[int]:
         out.append(current)
         current = parents.get(current)
     return out
+
+
+def describe_progress(dag_id: str, tasks: Mapping[str, Mapping[str, Any]], elapsed_s: float) -> str:
+    """One line: how many of a run's tasks finished, which run now, how long it has been."""
+    done = sum(i["state"] in FINISHED_TASK for i in tasks.values())
+    running = sorted(t for t, i in tasks.items() if i["state"] == "running")
+    failed = sorted(t for t, i in tasks.items() if i["state"] in ("failed", "upstream_failed"))
+    text = f"{dag_id}: {done}/{len(tasks) or '?'} tasks done after {elapsed_s:.0f} s"
+    if running:
+        text += f"; running {', '.join(running)}"
+    if failed:
+        text += f"; FAILED {', '.join(failed)}"
+    return text
+
+
+def day_range(first: str, last: str) -> list[str]:
+    """Beijing days from ``first`` to ``last`` inclusive (``YYYY-MM-DD``)."""
+    start, end = date.fromisoformat(first), date.fromisoformat(last)
+    if end < start:
+        raise ValueError(f"{last} is before {first}")
+    return [(start + timedelta(days=i)).isoformat() for i in range((end - start).days + 1)]
 
 
 @dataclass
@@ -512,14 +532,31 @@ class Cluster:
             for row in rows
         }
 
-    def wait_for_run(self, dag_id: str, run_id: str, timeout_s: float = 600.0) -> str:
-        """Wait for the run to finish; return ``success`` or ``failed``."""
-        deadline = time.monotonic() + timeout_s
+    def wait_for_run(
+        self,
+        dag_id: str,
+        run_id: str,
+        timeout_s: float = 600.0,
+        progress: Callable[[str], None] | None = None,
+        every_s: float = 15.0,
+    ) -> str:
+        """Wait for the run to finish; return ``success`` or ``failed``. With ``progress``, say
+        every ``every_s`` seconds (and whenever a task finishes) how far the run is."""
+        started = time.monotonic()
+        deadline = started + timeout_s
+        last_note, last_done = started, -1
         while True:
             state = self.run_state(dag_id, run_id)
             if state in FINISHED_RUN:
                 return state
-            if time.monotonic() > deadline:
+            now = time.monotonic()
+            if progress is not None:
+                tasks = self.task_instances(dag_id, run_id)
+                done = sum(i["state"] in FINISHED_TASK for i in tasks.values())
+                if done != last_done or now - last_note >= every_s:
+                    progress(describe_progress(dag_id, tasks, now - started))
+                    last_note, last_done = now, done
+            if now > deadline:
                 tasks = self.task_instances(dag_id, run_id)
                 raise DistributedError(
                     f"{dag_id} {run_id} still {state} after {timeout_s:.0f} s: "
@@ -527,19 +564,68 @@ class Cluster:
                 )
             time.sleep(1.0)
 
-    def run_dag(self, dag_id: str, conf: Mapping[str, Any], timeout_s: float = 1800.0) -> str:
+    def run_dag(
+        self,
+        dag_id: str,
+        conf: Mapping[str, Any],
+        timeout_s: float = 1800.0,
+        progress: Callable[[str], None] | None = None,
+    ) -> str:
         """Trigger a run and wait for it; raise with the failed tasks if it fails (the same
         contract as ``lantian.airflow_local.run_dag``). Returns the run id."""
         run_id = self.trigger(dag_id, conf)
-        state = self.wait_for_run(dag_id, run_id, timeout_s)
+        state = self.wait_for_run(dag_id, run_id, timeout_s, progress=progress)
         if state != "success":
-            tasks = self.task_instances(dag_id, run_id)
-            failed = sorted(t for t, i in tasks.items() if i["state"] not in ("success", "skipped"))
-            raise DistributedError(
-                f"DAG {dag_id} {dict(conf)} {state}: tasks {failed}; task logs under "
-                f"{self.env['AIRFLOW_HOME']}/logs/dag_id={dag_id}/run_id={run_id}"
-            )
+            raise DistributedError(self._failure(dag_id, conf, run_id, state))
         return run_id
+
+    def _failure(self, dag_id: str, conf: Mapping[str, Any], run_id: str, state: str) -> str:
+        tasks = self.task_instances(dag_id, run_id)
+        failed = sorted(t for t, i in tasks.items() if i["state"] not in ("success", "skipped"))
+        return (
+            f"DAG {dag_id} {dict(conf)} {state}: tasks {failed}; task logs under "
+            f"{self.env['AIRFLOW_HOME']}/logs/dag_id={dag_id}/run_id={run_id}"
+        )
+
+    def run_days(
+        self,
+        days: Iterable[str],
+        *,
+        max_active: int = 2,
+        timeout_s: float = 1800.0,
+        progress: Callable[[str], None] = print,
+    ) -> dict[str, str]:
+        """Build ``lantian_daily`` for each day (a backfill with a progress line per finished
+        day and an estimate of the time left), at most ``max_active`` runs at once (the DAG's
+        own ``max_active_runs`` is 2). Returns day -> final state; failed days are reported,
+        not raised, so one bad day does not stop the others."""
+        dag_id = "lantian_daily"
+        pending, running, states = list(days), {}, {}
+        total, started = len(pending), time.monotonic()
+        while pending or running:
+            while pending and len(running) < max_active:
+                day = pending.pop(0)
+                running[day] = (self.trigger(dag_id, {"day": day}), time.monotonic())
+            for day, (run_id, since) in list(running.items()):
+                state = self.run_state(dag_id, run_id)
+                if state in FINISHED_RUN:
+                    del running[day]
+                    states[day] = state
+                    elapsed = time.monotonic() - started
+                    left = elapsed / len(states) * (total - len(states))
+                    note = (
+                        ""
+                        if state == "success"
+                        else f" — {self._failure(dag_id, {}, run_id, state)}"
+                    )
+                    progress(
+                        f"[{len(states)}/{total}] {day}: {state} in {time.monotonic() - since:.0f} s"
+                        f"; elapsed {elapsed / 60:.1f} min, about {left / 60:.1f} min left{note}"
+                    )
+                elif time.monotonic() - since > timeout_s:
+                    raise DistributedError(f"{dag_id} {day} still {state} after {timeout_s:.0f} s")
+            time.sleep(1.0)
+        return states
 
     @property
     def ingest_urls(self) -> list[str]:
@@ -547,45 +633,6 @@ class Cluster:
             f"http://127.0.0.1:{self.env['LANTIAN_INGEST_PORT_1']}",
             f"http://127.0.0.1:{self.env['LANTIAN_INGEST_PORT_2']}",
         ]
-
-
-# --- Celery compatibility ----------------------------------------------------------------------
-
-
-def restore_celery_database_retry(retries: int = 3) -> bool:
-    """Put back ``celery.backends.database.retry``; True if it had to be restored.
-
-    The pinned Celery provider (3.26) imports that decorator, which the pinned Celery (5.7) no
-    longer has, so neither the scheduler nor a worker can load the CeleryExecutor. Called from
-    ``airflow_local_settings`` (infra/distributed/config, and the Helm values), which Airflow
-    imports first in every process. Same meaning as the original: re-run a result-backend query
-    on a transient database error, at most ``retries`` times. A no-op once the pins match again.
-    """
-    try:
-        import celery.backends.database as database
-    except ImportError:  # no Celery or no SQLAlchemy: nothing to fix
-        return False
-    if hasattr(database, "retry"):
-        return False
-    transient = getattr(database, "RETRYABLE_DB_ERRORS", ())
-    log = logging.getLogger("lantian.celery_compat")
-
-    def retry(fun: Any) -> Any:
-        @functools.wraps(fun)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            for attempt in range(1, retries + 1):
-                try:
-                    return fun(*args, **kwargs)
-                except transient:
-                    if attempt == retries:
-                        raise
-                    log.warning("%s failed, retrying (%d/%d)", fun.__name__, attempt, retries)
-            return None  # unreachable: the last attempt returns or raises
-
-        return wrapper
-
-    database.retry = retry
-    return True
 
 
 # --- command line (called by the scripts) -------------------------------------------------------
@@ -618,6 +665,31 @@ def cmd_status(cluster: Cluster) -> int:
     return 0 if all(c.healthy for c in checks) else 1
 
 
+def cmd_run(cluster: Cluster, args: argparse.Namespace) -> int:
+    """``run-days`` / ``run-month``: trigger, then print progress until the runs finish."""
+
+    def say(text: str) -> None:
+        print(f"{datetime.now():%H:%M:%S} {text}", flush=True)
+
+    try:
+        if args.action == "run-days":
+            states = cluster.run_days(
+                day_range(args.first, args.last or args.first),
+                max_active=args.max_active,
+                progress=say,
+            )
+            failed = sorted(d for d, s in states.items() if s != "success")
+            say(f"{len(states) - len(failed)}/{len(states)} days built" + (
+                f"; failed: {', '.join(failed)}" if failed else ""))  # fmt: skip
+            return 1 if failed else 0
+        run_id = cluster.run_dag("lantian_monthly_report", {"month": args.month}, progress=say)
+        say(f"lantian_monthly_report {args.month}: success ({run_id})")
+        return 0
+    except DistributedError as exc:
+        print(f"lantian distributed: {exc}", file=sys.stderr)
+        return 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lantian.distributed")
     sub = parser.add_subparsers(dest="action", required=True)
@@ -625,6 +697,12 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("status", help="each component's process and health")
     passthrough = sub.add_parser("airflow", help="run an airflow CLI command in this environment")
     passthrough.add_argument("args", nargs=argparse.REMAINDER)
+    days = sub.add_parser("run-days", help="build lantian_daily for a range of days (backfill)")
+    days.add_argument("first", help="first Beijing day, YYYY-MM-DD")
+    days.add_argument("last", nargs="?", help="last day, inclusive (default: the first)")
+    days.add_argument("--max-active", type=int, default=2)
+    month = sub.add_parser("run-month", help="build lantian_monthly_report for a month")
+    month.add_argument("month", help="YYYY-MM")
     ready = sub.add_parser("wait-ready", help="wait until components are healthy")
     ready.add_argument("components", nargs="*")
     ready.add_argument("--timeout", type=float, default=180.0)
@@ -638,6 +716,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.action == "airflow":
         airflow = str(Path(cluster.env["LANTIAN_VENV"]) / "bin" / "airflow")
         os.execve(airflow, [airflow, *args.args], cluster.env)
+    if args.action in ("run-days", "run-month"):
+        return cmd_run(cluster, args)
     try:
         cluster.wait_ready(args.components, args.timeout)
     except DistributedError as exc:
