@@ -63,7 +63,7 @@ SCALE = "district"
 #: Days measured by default. On this shared 2-core host (load average about 6) one district day
 #: took 1.2 min to simulate and 10.5 min to land before any validation, so a whole month runs
 #: for hours: it is one flag away (--full-month) instead. See bench/README.md for the figures.
-DEFAULT_DAYS = 2
+DEFAULT_DAYS = 1
 STREAMS = ("cems", "ambient", "vapor", "rsd")
 #: Day of the Celery comparison; the demo district keeps both runs within a few minutes.
 CELERY_SCALE = "demo"
@@ -75,7 +75,7 @@ CELERY_TARGET_RATIO = 1.0
 MONTH_TARGET_MIN = 8 * 60.0
 #: Peak memory target: the embedded mode must fit a 4 GB office server with room to spare.
 PEAK_TARGET_MB = 3 * 1024.0
-TIMEOUT_S = 10800.0  # 3 h: two district days on a loaded 2-core host, and the cluster
+TIMEOUT_S = 7200.0  # 2 h: one district day on a loaded 2-core host, and the cluster
 QUICK = {"days": 1, "scale": "demo", "celery": False}
 
 Progress = Callable[[str], None]
