@@ -104,21 +104,54 @@ def _counting(frame: pd.DataFrame) -> pd.Series:
 def _s_audited(frame: pd.DataFrame, audits: pd.DataFrame | None) -> pd.Series:
     """Is a manually set (S) value backed by an audit record?
 
-    Either ``audits`` names it (reading_id, code), or the frame is the validated ``measurements``
-    table (it has ``invalid_reason``): validation keeps an S value valid only when an audit record
-    covers it (validation/validity.py rule 3), so there ``valid`` is the audit verdict. A frame
-    without either says nothing about audits, and then S does not count.
+    ``audits`` has the shape validation reads (docs/ARCHITECTURE.md, "Audit records of manual
+    values"): ``device_id``, ``code`` (empty = every code of the device), ``start``, ``end``
+    (inclusive; empty = open; naive times are Beijing). Or the frame is the validated
+    ``measurements`` table (it has ``invalid_reason``): validation keeps an S value valid only
+    when an audit record covers it (validation/validity.py rule 3), so there ``valid`` is the
+    audit verdict. A frame without either says nothing about audits, and then S does not count.
     """
     audited = pd.Series(False, index=frame.index)
     if "invalid_reason" in frame.columns:
         audited |= frame["valid"].eq(True)
-    if audits is not None and not audits.empty:
-        keys = set(
-            zip(audits["reading_id"].astype("str"), audits["code"].astype("str"), strict=True)
-        )
-        pairs = zip(frame["reading_id"].astype("str"), frame["code"].astype("str"), strict=True)
-        audited |= pd.Series([pair in keys for pair in pairs], index=frame.index)
-    return audited
+    if audits is None or audits.empty or frame.empty:
+        return audited
+    code = audits["code"] if "code" in audits.columns else pd.Series("", index=audits.index)
+    table = pd.DataFrame(
+        {
+            "device_id": audits["device_id"].astype("str").to_numpy(),
+            "a_code": code.fillna("").astype("str").str.strip().to_numpy(),
+            "a_start": _audit_instants(audits["start"]).array,
+            "a_end": _audit_instants(audits["end"]).array
+            if "end" in audits.columns
+            else pd.Series(pd.NaT, index=audits.index, dtype="datetime64[ns, UTC]").array,
+        }
+    )
+    probe = pd.DataFrame(
+        {
+            "pos": np.arange(len(frame)),
+            "device_id": frame["device_id"].astype("str").to_numpy(),
+            "code": frame["code"].astype("str").to_numpy(),
+            "t": _utc(frame["data_time"]).array,
+        }
+    )
+    pairs = probe.merge(table, on="device_id", how="inner")
+    ok = (
+        ((pairs["a_code"] == "") | (pairs["a_code"] == pairs["code"]))
+        & (pairs["a_start"].isna() | (pairs["t"] >= pairs["a_start"]))
+        & (pairs["a_end"].isna() | (pairs["t"] <= pairs["a_end"]))
+    )
+    covered = np.zeros(len(frame), dtype=bool)
+    covered[pairs.loc[ok, "pos"].to_numpy()] = True
+    return audited | pd.Series(covered, index=frame.index)
+
+
+def _audit_instants(values: pd.Series) -> pd.Series:
+    """Audit times as UTC instants; naive times are Beijing, as the bureau writes them."""
+    parsed = pd.to_datetime(values, errors="coerce")
+    if isinstance(parsed.dtype, pd.DatetimeTZDtype):
+        return parsed.dt.tz_convert("UTC")
+    return parsed.dt.tz_localize(BEIJING).dt.tz_convert("UTC")
 
 
 def _cems_minutes(measurements: pd.DataFrame, audits: pd.DataFrame | None) -> pd.DataFrame:
@@ -157,8 +190,8 @@ def hourly_means(
     """Hourly O2-corrected means per stack, pollutant and Beijing clock hour (HJ 75-2017).
 
     A minute counts when ``valid`` is True, its flag counts (N, T, a missing flag per
-    ``cems.missing_flag_counts``; S only with an audit record: a row of ``audits`` with its
-    ``reading_id`` and ``code``, or validation's verdict on the validated table, see
+    ``cems.missing_flag_counts``; S only with an audit record: a row of ``audits`` covering
+    its device, code and time, or validation's verdict on the validated table, see
     ``_s_audited``) and the O2 minute of the same device and time counts too. Each counted minute
     is corrected with its own O2, then averaged: the device's ZsAvg is not trusted as evidence but
     its mean is kept (``zs_device_mean``) for comparison. A minute stamped

@@ -8,7 +8,7 @@
     lantian simulate pty --device MN [--speed N] [--wire] [--exit-when-done]
                                                          serve one device on a pseudo-terminal
 
-Common options: --seed (2017), --start (2017-12-01), --days (3), --scale (tiny|demo|district).
+Common options: --seed (2017), --start (2017-12-01), --days (3), --scale (tiny|month|demo|district).
 """
 
 from __future__ import annotations

@@ -65,6 +65,11 @@ def stack_roles(stacks: list[Stack], scale: str) -> dict[str, set[str]]:
     ids = [s.stack_id for s in stacks]
     if scale == "tiny":
         table = {0: {"exceed", "offline", "noise"}, 1: {"flatline", "dilution"}}
+    elif scale == "month":
+        # two exceeding stacks open two cases, the first gas stack carries the fault patterns
+        # and the oil stack fakes a too-smooth day (the other faker is the copying station)
+        table = {0: {"exceed", "offline", "noise"}, 1: {"flatline", "dilution"}, 2: {"exceed"},
+                 3: {"smooth"}}  # fmt: skip
     elif scale == "demo":
         table = {0: {"exceed", "noise"}, 1: {"offline", "dilution"}, 2: {"flatline"},
                  4: {"smooth"}, 5: {"exceed"}}  # fmt: skip
@@ -233,18 +238,26 @@ class StationPlan:
     roles: set[str] = field(default_factory=set)
     offline: list[tuple[datetime, datetime]] = field(default_factory=list)
     copy_of: int | None = None  # index of the station whose particulate series is copied
+    copy_lag_s: float = 0.0  # how long after its source the copier sends
     clock: DeviceClock = field(default_factory=DeviceClock)
 
 
 def plan_station(index: int, n_stations: int, start: date, days: int, scale: str) -> StationPlan:
     plan = StationPlan()
-    tiny = scale == "tiny"
-    if index == 0:
+    # the month scale has the tiny district's stations; its clocks stay true, because a clock
+    # fault the box never corrects would invalidate that station for the rest of the month
+    month = scale == "month"
+    tiny = scale == "tiny" or month
+    if index == 0 and not month:
         plan.roles.add("clock_drift")
         plan.clock = DeviceClock(drift_s_per_day=240.0, drift_from=at(start, 0))
     if index == (1 if tiny else 3) and n_stations > 1:
         plan.roles.add("copies_data")
         plan.copy_of = 0
+        if month:
+            # the copier polls its source's published minute before re-sending it; elsewhere the
+            # source's drifting clock already puts the copy behind it
+            plan.copy_lag_s = 20.0
     if index == 2:
         plan.roles |= {"alias_codes", "noise"}
     if index == 2 or (not tiny and index % 37 == 5):
@@ -252,7 +265,7 @@ def plan_station(index: int, n_stations: int, start: date, days: int, scale: str
         plan.offline.append((at(start, 10), at(start, 14)))
         if days >= 2:
             plan.offline.append((at(start, 24 + 18), at(start, 24 + 26)))
-    if index == (2 if tiny else 4):
+    if index == (2 if tiny else 4) and not month:
         plan.roles.add("clock_jump")
         plan.clock = DeviceClock(jumps=((at(start, 16), 3600.0),))
     if not tiny and index % 20 == 7:
@@ -267,6 +280,7 @@ def plan_station(index: int, n_stations: int, start: date, days: int, scale: str
 class GasPlan:
     drift: dict[str, frozenset[date]] = field(default_factory=dict)
     zero_pressure: list[tuple[datetime, datetime]] = field(default_factory=list)
+    over_pressure: list[tuple[datetime, datetime]] = field(default_factory=list)
     low_use: str = ""
 
 
@@ -282,6 +296,15 @@ def plan_gas_station(index: int, nozzles: int, start: date, days: int, scale: st
         plan.drift["06"] = frozenset(span[1 : min(days, 6)])
     if index == 0:
         plan.zero_pressure.append((at(start, 2), at(start, 5)))
+    if scale == "month" and index == 0 and days >= 21:
+        # A month at the first station: a nozzle out of range for exactly the warning run (it
+        # warns and recovers), one out past the alarm run (it alarms, then recovers), a day with
+        # the zero-pressure alarm on for a third of it, and a morning of tank pressure over the
+        # alarm level (DOMAIN.md section 7, enforcement.toml).
+        plan.drift["05"] = frozenset(span[4:9])
+        plan.drift["06"] = frozenset(span[12:20])
+        plan.zero_pressure.append((at(span[10], 2), at(span[10], 10)))
+        plan.over_pressure.append((at(span[20], 0), at(span[20], 9)))
     return plan
 
 

@@ -117,6 +117,18 @@ SCALES: dict[str, Scale] = {
         50.0,
     ),  # fmt: skip
     "district": Scale(_district_enterprises(25, 40), 300, 30, 15, 4, 2000, 12, 60.0),
+    # A whole month in the default test run: the four stacks the bureau's simulated case events
+    # need, the tiny district's stations, one monitored gas station and a quieter road.
+    "month": Scale(
+        (("heating", "coal", 1), ("hospital", "gas", 1), ("hotel", "gas", 1), ("food", "oil", 1)),
+        3,
+        1,
+        1,
+        1,
+        60,
+        8,
+        12.0,
+    ),  # fmt: skip
 }
 
 INDUSTRY_NAMES = {

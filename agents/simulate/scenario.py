@@ -54,6 +54,12 @@ FUEL_PHYSICS = {
 GRADES = ("92", "95", "92", "98", "92", "95")
 #: Emissions cached per device while the scenario is small; bigger ones regenerate.
 CACHE_LIMIT_DEVICE_DAYS = 64
+#: Scales whose emissions are always cached: the month scale is generated once for its truth
+#: and once more for landing otherwise, and a month of its nine devices fits in memory.
+CACHED_SCALES = frozenset({"month"})
+#: Scales whose CEMS loggers send minute records only (no real-time 2011 records): the platform
+#: computes every figure from minutes, and a month of real-time records would double the load.
+MINUTES_ONLY_SCALES = frozenset({"month"})
 
 
 @dataclass
@@ -130,7 +136,9 @@ class Scenario:
             yield from self._cache[device_id]
             return
         device = self._device(device_id)
-        small = len(self.devices) * self.days <= CACHE_LIMIT_DEVICE_DAYS
+        small = (
+            self.scale in CACHED_SCALES or len(self.devices) * self.days <= CACHE_LIMIT_DEVICE_DAYS
+        )
         collected: list[Emission] = []
         for day in self.day_list():
             batch = device.simulator.day(day)
@@ -270,6 +278,7 @@ def _cems_devices(registry: Registry, seed: int, start: date, days: int, scale: 
             hours=dict(stack_plan.hours),
             offline=tuple(stack_plan.offline),
             stray_flags=dict(stack_plan.stray_flags),
+            realtime_s=None if scale in MINUTES_ONLY_SCALES else 60,
         )
         spec = _spec(registry, stack.device_id)
         simulator = CemsSimulator(spec, model, cems_plan, seed=seed)
@@ -315,7 +324,11 @@ def _ambient_devices(
         copy = None
         if station_plan.copy_of is not None:
             copy = (built[station_plan.copy_of], (PM25, PM10))
-        ambient_plan = AmbientPlan(offline=tuple(station_plan.offline), copy_from=copy)
+        ambient_plan = AmbientPlan(
+            offline=tuple(station_plan.offline),
+            copy_from=copy,
+            copy_lag_s=station_plan.copy_lag_s,
+        )
         simulator = AmbientSimulator(
             spec, model, air, ambient_plan, seed=seed, clock=station_plan.clock
         )
@@ -350,7 +363,9 @@ def _vapor_devices(
             for n in range(1, gas.nozzles + 1)
         )
         vapor_plan = VaporPlan(
-            drift_days=dict(gas_plan.drift), zero_pressure=tuple(gas_plan.zero_pressure)
+            drift_days=dict(gas_plan.drift),
+            zero_pressure=tuple(gas_plan.zero_pressure),
+            over_pressure=tuple(gas_plan.over_pressure),
         )
         spec = _spec(registry, gas.device_id)
         simulator = VaporSimulator(spec, nozzles, vapor_plan, seed=seed)
@@ -407,7 +422,8 @@ def hash_seed(seed: int, device_id: str) -> int:
 def build_scenario(
     seed: int = 2017, start: date = date(2017, 12, 1), days: int = 3, scale: str = "demo"
 ) -> Scenario:
-    """The simulated district: ``tiny`` (tests), ``demo`` or ``district`` scale."""
+    """The simulated district: ``tiny`` (tests), ``month`` (a month in tests), ``demo`` or
+    ``district`` scale."""
     if days < 1:
         raise ValueError("a scenario needs at least one day")
     registry = build_registry(seed, start, days, scale)

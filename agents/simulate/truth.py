@@ -23,9 +23,11 @@ from typing import Any
 from agents.devices.ambient.simulator import PM25
 from agents.devices.cems.simulator import O2, POLLUTANTS
 from agents.devices.rsd.simulator import FUEL, PLATE, UNREADABLE, VALID
-from agents.devices.vapor.simulator import AL
+from agents.devices.vapor.simulator import AL, TANK_PRESSURE, ZERO_ALARM
 from agents.simulate.plan import NON_EXCEEDANCE_TAGS
 from agents.simulate.scenario import Scenario
+from schemas.ambient import ambient_codes
+from schemas.ambient import validity as ambient_validity_value
 from schemas.enforcement_rules import rsd_limits, setting
 from schemas.profiles import profile_items, simulation_setting
 from schemas.reading import BEIJING, parse_data_time
@@ -55,9 +57,14 @@ class Truth:
     nozzle_drift: list[dict[str, Any]] = field(default_factory=list)
     nozzle_days: list[dict[str, Any]] = field(default_factory=list)
     zero_pressure: list[dict[str, Any]] = field(default_factory=list)
+    over_pressure: list[dict[str, Any]] = field(default_factory=list)
+    tank_days: list[dict[str, Any]] = field(default_factory=list)
+    station_hours: list[dict[str, Any]] = field(default_factory=list)
     unmonitored_large_stations: list[str] = field(default_factory=list)
     high_emitters: list[dict[str, Any]] = field(default_factory=list)
     not_high_emitters: list[dict[str, Any]] = field(default_factory=list)
+    #: plate -> its valid passes that exceeded some limit (repeat offenders count these)
+    rsd_exceeding_passes: dict[str, int] = field(default_factory=dict)
     key_enterprises: list[dict[str, Any]] = field(default_factory=list)
     crc_modes: dict[str, str] = field(default_factory=dict)
     code_styles: dict[str, str] = field(default_factory=dict)
@@ -273,6 +280,8 @@ def _ambient_truth(scenario: Scenario, truth: Truth) -> None:
     for station in scenario.registry.stations:
         plan = scenario.plans[station.device_id]
         device = scenario.devices[station.device_id]
+        if plan.clock.is_true:
+            truth.station_hours.extend(_station_hours(scenario, station.device_id))
         for start, stop in plan.offline:
             truth.offline.append(
                 {"device_id": station.device_id, "start": _iso(start), "end": _iso(stop)}
@@ -295,6 +304,32 @@ def _ambient_truth(scenario: Scenario, truth: Truth) -> None:
             })  # fmt: skip
         if device.spec.code_names:
             truth.code_styles[station.device_id] = "vendor names (O3, PM2.5 ...)"
+
+
+def _station_hours(scenario: Scenario, device_id: str) -> list[dict[str, Any]]:
+    """Hourly means of the AQI items from the minute records a station sent that arrived
+    (GB 3095-2012 table 4: >= ``hour_min_minutes`` minutes, else None), one row per hour with
+    at least one minute, labelled by the hour's Beijing end. Only for a station whose clock is
+    true: a wrong clock moves its records to other hours and the pipeline sets them aside."""
+    codes = ambient_codes()
+    minimum = int(ambient_validity_value("hour_min_minutes"))
+    sums: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for emission in scenario.arriving(device_id):
+        if emission.cn != "2051":
+            continue
+        for code, item in codes.items():
+            entry = emission.values.get(code)
+            if entry is not None and entry.get("Flag", "N") == "N":
+                sums[emission.data_time[:10]][item].append(float(entry["Avg"]))
+    rows = []
+    for prefix in sorted(sums):
+        end = _hour_start(prefix) + timedelta(hours=1)
+        row: dict[str, Any] = {"device_id": device_id, "hour_end": _iso(end)}
+        for item in codes.values():
+            values = sums[prefix].get(item, [])
+            row[item] = sum(values) / len(values) if len(values) >= minimum else None
+        rows.append(row)
+    return rows
 
 
 # ---------------------------------------------------------------------------------- vapor
@@ -320,6 +355,11 @@ def _vapor_truth(scenario: Scenario, truth: Truth) -> None:
             truth.zero_pressure.append(
                 {"device_id": gas.device_id, "start": _iso(start), "end": _iso(end)}
             )
+        for start, end in plan.over_pressure:
+            truth.over_pressure.append(
+                {"device_id": gas.device_id, "start": _iso(start), "end": _iso(end)}
+            )
+        _tank_days(scenario, gas, truth)
         per_day: dict[tuple[str, str], list[float]] = defaultdict(list)
         for emission in scenario.arriving(gas.device_id):
             if emission.cn == "2011":
@@ -337,6 +377,42 @@ def _vapor_truth(scenario: Scenario, truth: Truth) -> None:
                     "status": "insufficient" if len(ratios) < minimum
                     else ("out_of_range" if inside == 0 else ("pass" if inside == len(ratios) else "mixed")),
                 })  # fmt: skip
+
+
+def _tank_days(scenario: Scenario, gas, truth: Truth) -> None:
+    """Tank pressure per station-day from the minute records that arrived: minutes counted
+    (flag N), minutes over the alarm level, minutes with the zero-pressure alarm, and the day's
+    status (enforcement.toml: too few minutes "insufficient"; more than the share over the level
+    "alarm"; more than the share with the zero alarm "zero_pressure"; else "normal")."""
+    level = float(setting("vapor.tank_pressure_max_pa"))
+    counting = set(setting("vapor.pressure_counting_flags"))
+    per_day: dict[str, dict[str, int]] = defaultdict(lambda: {"n": 0, "over": 0, "zero": 0})
+    for emission in scenario.arriving(gas.device_id):
+        if emission.cn != "2051":
+            continue
+        pressure = emission.values[TANK_PRESSURE]
+        if pressure.get("Flag", "N") not in counting:
+            continue
+        day = per_day[emission.data_time[:8]]
+        day["n"] += 1
+        day["over"] += float(pressure["Avg"]) > level
+        day["zero"] += emission.values[ZERO_ALARM]["Info"] == "1"
+    for day in scenario.day_list():
+        counts = per_day.get(day.strftime("%Y%m%d"), {"n": 0, "over": 0, "zero": 0})
+        n = counts["n"]
+        if n < int(setting("vapor.min_pressure_minutes_per_day")):
+            status = "insufficient"
+        elif counts["over"] / n > float(setting("vapor.tank_pressure_max_share")):
+            status = "alarm"
+        elif counts["zero"] / n > float(setting("vapor.zero_pressure_max_share")):
+            status = "zero_pressure"
+        else:
+            status = "normal"
+        truth.tank_days.append({
+            "gas_station_id": gas.gas_station_id, "device_id": gas.device_id,
+            "day": day.isoformat(), "minutes": n, "over": counts["over"], "zero": counts["zero"],
+            "status": status,
+        })  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------- remote sensing
@@ -370,6 +446,8 @@ def _rsd_truth(scenario: Scenario, truth: Truth) -> None:
     quantities = sorted({quantity for rows in limits.values() for quantity, _, _ in rows})
     heavy_t = threshold("rsd.heavy_vehicle_t")
     weights = {v.plate: v.gross_weight_t for v in scenario.registry.vehicles}
+    fuels = {v.plate: v.fuel_type for v in scenario.registry.vehicles}
+    smoke = setting("rsd.black_smoke_quantity")
     passes: dict[str, list[tuple[str, str, set[str]]]] = defaultdict(list)
     planned_plates: set[str] = set()
     for unit in scenario.registry.rsd_units:
@@ -383,19 +461,29 @@ def _rsd_truth(scenario: Scenario, truth: Truth) -> None:
             passes[plate].append((emission.data_time, emission.key, _exceeded(values, limits)))
     for plate in sorted(passes):
         ordered = sorted(passes[plate])
+        exceeding = sum(1 for _, _, exceeded in ordered if exceeded)
+        if exceeding:
+            truth.rsd_exceeding_passes[plate] = exceeding
         found: dict[str, list[str]] = {}
         for pollutant in quantities:
             runs = _runs_of(pollutant, ordered, needed)
             if runs:
                 found[pollutant] = [pass_id for run in runs for pass_id in run]
         weight = weights.get(plate)
-        route = (
-            "environment_bureau" if weight is not None and weight > heavy_t else "traffic_police"
-        )
+        # plan clause 20(2): heavy diesel (> 3.5 t) to the environment bureau; lighter vehicles
+        # and black smoke to the traffic police, so a heavy diesel's black smoke goes to both
+        heavy_diesel = fuels.get(plate) == "diesel" and weight is not None and weight > heavy_t
+        route = "environment_bureau" if heavy_diesel else "traffic_police"
+        routes = {
+            pollutant: (["environment_bureau"] if heavy_diesel else [])
+            + (["traffic_police"] if pollutant == smoke or not heavy_diesel else [])
+            for pollutant in sorted(found)
+        }
         if found:
             truth.high_emitters.append({
                 "plate": plate, "pollutants": sorted(found), "pass_ids": {k: found[k] for k in sorted(found)},
-                "gross_weight_t": weight, "route": route, "black_smoke": "ringelmann" in found,
+                "gross_weight_t": weight, "route": route, "routes": routes,
+                "black_smoke": smoke in found,
             })  # fmt: skip
         elif plate in planned_plates:
             exceed_ids = [p for _, p, e in ordered if e]

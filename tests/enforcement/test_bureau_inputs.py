@@ -178,6 +178,8 @@ def test_simulated_sampling_and_findings_meet_their_truth(tmp_path):
         "inspection_agencies",
         "agency_checks",
         "inspection_findings",
+        "disclosure_findings",
+        "dustfall_records",
     }
     fuel = sim["truth"]["fuel"]
     sampled = station_sampling(inputs["fuel_samples"], reg["gas_stations"], ["2017-11"]).iloc[0]

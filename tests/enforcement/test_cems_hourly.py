@@ -81,7 +81,10 @@ def test_s_counts_only_with_an_audit_record():
     without = hourly_means(rows, STACKS).iloc[0]
     assert without["n_valid_minutes"] == 40 and not without["valid"]
     s_rows = rows[(rows["flag"] == "S") & (rows["code"] == SO2)]
-    audits = s_rows[["reading_id", "code"]]
+    # audit records as validation reads them: device, code, and the period they cover
+    audits = s_rows[["device_id", "code"]].assign(
+        start=s_rows["data_time"], end=s_rows["data_time"]
+    )
     with_audit = hourly_means(rows, STACKS, audits=audits).iloc[0]
     assert with_audit["n_valid_minutes"] == 45 and with_audit["valid"]
     # an audit for a single minute adds one minute only

@@ -97,6 +97,8 @@ class AmbientPlan:
     offline: tuple[tuple[datetime, datetime], ...] = ()  # true-time periods with no frames
     #: (source simulator, codes): this station sends the source's strings for these codes
     copy_from: tuple[AmbientSimulator, tuple[str, ...]] | None = None
+    #: seconds a copier sends after its source (it must receive the source's minute first)
+    copy_lag_s: float = 0.0
     stray_flags: Mapping[datetime, str] = field(default_factory=dict)
 
 
@@ -177,7 +179,9 @@ class AmbientSimulator:
             true = self.clock.to_true(moment + MINUTE)
             if true is None:
                 continue
-            sent = true + timedelta(seconds=3)
+            sent = true + timedelta(
+                seconds=3 + (self.plan.copy_lag_s if self.plan.copy_from else 0)
+            )
             if in_periods(sent, self.plan.offline):
                 continue
             data_time = data_time_text(moment)

@@ -55,6 +55,7 @@ class VaporPlan:
     #: nozzle id -> device-clock days on which its A/L is out of range
     drift_days: Mapping[str, frozenset[date]] = field(default_factory=dict)
     zero_pressure: tuple[tuple[datetime, datetime], ...] = ()  # device-time periods
+    over_pressure: tuple[tuple[datetime, datetime], ...] = ()  # device-time periods, ~+200 Pa
     offline: tuple[tuple[datetime, datetime], ...] = ()  # true-time periods with no frames
 
 
@@ -143,6 +144,8 @@ class VaporSimulator:
             }  # fmt: skip
         hour = moment.hour + moment.minute / 60.0
         avg = 20.0 + 60.0 * math.sin(2 * math.pi * (hour - 10.0) / 24.0) + 12.0 * g[0]
+        if in_periods(moment, self.plan.over_pressure):
+            avg += 200.0  # a stuck vapor valve: far over the alarm level (enforcement.toml)
         spread = 5.0 + abs(4.0 * g[1])
         return {
             TANK_PRESSURE: {
