@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements/server.lock pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo demo-month test test-all lint format bench bench-agent bench-month lock clean distributed setup
+.PHONY: demo demo-month test test-month test-all lint format bench bench-agent bench-month lock clean distributed setup
 
 setup: $(STAMP)
 
@@ -25,7 +25,11 @@ demo-month: $(STAMP)
 	$(BIN)/lantian demo --month
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not distributed" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -m "not distributed and not month" $(PYTEST_ARGS)
+
+# The simulated month end to end (tests/month): too long for the everyday run, run by CI.
+test-month: $(STAMP)
+	$(BIN)/python -m pytest -q -m month tests/month $(PYTEST_ARGS)
 
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)

@@ -20,7 +20,7 @@ from tests.month.conftest import DAYS, MONTH
 
 #: the month's run is built in the first test's setup: minutes of work, not a hang (the
 #: project's 600 s per-test timeout is meant for single tests)
-pytestmark = pytest.mark.timeout(2400)
+pytestmark = [pytest.mark.timeout(2400), pytest.mark.month]
 
 AUTHORITY = {"environment_bureau": "环保部门", "traffic_police": "公安交管部门"}
 
