@@ -17,7 +17,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "ingest": ("ingest.cli", "the ingest service: serve, devices (registry), landing"),
     "aqi": ("enforcement.aqi_cli", "compute AQI for a CSV of concentrations"),
     "report": ("reports.cli", "write the monthly bureau report"),
-    "watch": ("lantian.watch", "health checks: silent devices and subdistricts, backlogs, data quality"),
+    "watch": (
+        "lantian.watch",
+        "health checks: silent devices and subdistricts, backlogs, data quality",
+    ),
     "warehouse": ("lantian.migrate", "warehouse schema: upgrade, current, check, revision"),
 }
 

@@ -102,7 +102,8 @@ def validate_day(stream: str, day: str, run_id: str = "", *, docs: bool = True) 
         else:
             written = wh.replace(table, outcome.valid, day=day)
         result.rows_in += len(frame)
-        result.rows_valid += int(outcome.valid["valid"].sum()) if len(outcome.valid) else 0
+        # quarantined rows are never valid: the count needs no copy of the valid frame
+        result.rows_valid += int(outcome.rows["valid"].sum()) if len(outcome.rows) else 0
         result.rows_quarantined += len(outcome.quarantine)
         result.rows_out += written
     quarantine = _concat([o.quarantine for o in outcomes])

@@ -10,7 +10,15 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 DAG_FILES = sorted((REPO / "dags").glob("*.py"))
-HEAVY = ("pandas", "great_expectations", "openpyxl", "matplotlib", "fastapi", "enforcement", "validation")
+HEAVY = (
+    "pandas",
+    "great_expectations",
+    "openpyxl",
+    "matplotlib",
+    "fastapi",
+    "enforcement",
+    "validation",
+)
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +36,13 @@ def test_no_import_errors(dagbag):
 def test_daily_wiring(dagbag):
     dag = dagbag.dags["lantian_daily"]
     ids = set(dag.task_dict)
-    assert {"resolve_day", "sync_registry", "validate_cems", "validate_ambient", "cems_rules"} <= ids
+    assert {
+        "resolve_day",
+        "sync_registry",
+        "validate_cems",
+        "validate_ambient",
+        "cems_rules",
+    } <= ids
     assert "validate_cems" in dag.task_dict["cems_rules"].upstream_task_ids
     assert dag.task_dict["validate_cems"].queue == "validation"
     assert dag.timetable.__class__.__name__ == "CronDataIntervalTimetable"

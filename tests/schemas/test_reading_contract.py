@@ -82,7 +82,9 @@ def test_batch_refuses_readings_of_another_device_or_stream():
     data = json.loads(Batch(device_id="DEV1", stream="cems", readings=[other]).to_json())
     with pytest.raises(ContractError, match="not the batch's device"):
         check_batch_dict(data)
-    data = json.loads(Batch(device_id="DEV1", stream="ambient", readings=[make().to_dict()]).to_json())
+    data = json.loads(
+        Batch(device_id="DEV1", stream="ambient", readings=[make().to_dict()]).to_json()
+    )
     with pytest.raises(ContractError, match="not the batch's stream"):
         check_batch_dict(data)
 
@@ -92,7 +94,9 @@ def test_data_time_with_milliseconds():
     assert parse_data_time("20171201103000").utcoffset().total_seconds() == 8 * 3600
 
 
-@pytest.mark.parametrize("text", ["20171301000000", "20170230000000", "20171201250000", "2017120100000a"])
+@pytest.mark.parametrize(
+    "text", ["20171301000000", "20170230000000", "20171201250000", "2017120100000a"]
+)
 def test_impossible_data_times_are_contract_errors(text):
     with pytest.raises(ContractError, match="data_time"):
         parse_data_time(text)

@@ -33,7 +33,9 @@ def test_every_threshold_names_its_source_and_mark():
 def test_limit_table_rows_have_sources():
     rows = rules.emission_limits()
     coal_new_so2 = [
-        r for r in rows if r["fuel"] == "coal" and r["category"] == "new" and r["pollutant"] == "a21026"
+        r
+        for r in rows
+        if r["fuel"] == "coal" and r["category"] == "new" and r["pollutant"] == "a21026"
     ]
     assert [float(r["limit_mg_m3"]) for r in coal_new_so2] == [300.0]
     assert all(r["source"] and r["mark"] in {"std", "config"} for r in rows)

@@ -117,6 +117,23 @@ def test_crafted_partition_fails_exactly_the_crafted_expectations(crafted):
     )
 
 
+def test_valid_frame_is_built_from_rows_on_first_read(validate):
+    frame = measurements(minutes=3)
+    frame.loc[row(1, NOX), "avg"] = 6000.0  # quarantined
+    frame.loc[row(2, PM), "flag"] = "M"  # kept, but not valid
+    outcome = validate("cems", frame)
+    before = outcome.rows.copy()
+    valid = outcome.valid
+    assert outcome.valid is valid  # built once
+    assert len(valid) == len(frame) - 1 and list(valid.index) == list(range(len(frame) - 1))
+    kept = set(zip(valid["reading_id"], valid["code"], strict=True))
+    assert (frame.loc[row(1, NOX), "reading_id"], frame.loc[row(1, NOX), "code"]) not in kept
+    assert list(valid.columns) == [*frame.columns, "valid", "invalid_reason"]
+    # the verdicts in ``rows`` count the same valid rows (the pipeline counts on rows)
+    assert int(outcome.rows["valid"].sum()) == int(valid["valid"].sum()) == len(frame) - 2
+    pd.testing.assert_frame_equal(outcome.rows, before)  # reading ``valid`` left rows alone
+
+
 @pytest.mark.parametrize("name", sorted(MUTATIONS))
 def test_each_expectation_quarantines_its_crafted_bad_row(crafted, name):
     frame, outcome = crafted
