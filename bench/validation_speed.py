@@ -575,7 +575,8 @@ def _parallel_rows(rows: int, repeats: int, own_session: bool) -> list[dict]:
             2 * one["wall"] / two["wall"],
             "x",
             baseline=1.0,
-            target=2.0,
+            # 2.0 is the ceiling of two cores; at least 1.5 counts as scaling
+            target=1.5,
             met=2 * one["wall"] / two["wall"] >= 1.5,
             digits=2,
         ),
@@ -585,7 +586,8 @@ def _parallel_rows(rows: int, repeats: int, own_session: bool) -> list[dict]:
             two_cpu / one_cpu,
             "x",
             baseline=1.0,
-            target=None,
+            # at most: up to 20 % more CPU per day in two processes is noise, not contention
+            target=1.2,
             met=two_cpu / one_cpu <= 1.2,
             digits=2,
         ),
