@@ -213,7 +213,8 @@ def load_bureau_inputs(
     ``exceedances`` (``stack_id, day``) is given) or a dict of registry frames (``stacks``,
     ``gas_stations``, ``subdistricts``). The files are the ones the bureau maintains
     (``case_events.csv``, ``fuel_samples.csv``, ``inspection_agencies.csv``, ``agency_checks.csv``,
-    ``inspection_findings.csv``, see docs/enforcement.md); the pipeline reads them from there.
+    ``inspection_findings.csv``, ``disclosure_findings.csv``, ``dustfall_records.csv``, see
+    docs/enforcement.md); the pipeline reads them from there.
     """
     from enforcement.bureau_inputs import simulate_bureau_inputs, write_bureau_inputs
 
@@ -224,7 +225,7 @@ def load_bureau_inputs(
     if n_stacks < 4:
         raise ValueError(
             f"the registry has {n_stacks} stack(s); the simulated case events need at least four "
-            "(enforcement.bureau_inputs): use the demo or district scale"
+            "(enforcement.bureau_inputs): use the month, demo or district scale"
         )
     if exceedances is None and not isinstance(scenario_or_registry, dict):
         exceedances = _truth_exceedances(scenario_or_registry)
