@@ -46,7 +46,6 @@ import shutil
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -343,7 +342,6 @@ def embedded_rows(stages: Stages, info: dict[str, Any]) -> list[dict[str, Any]]:
 def celery_day(scale: str = CELERY_SCALE, progress: Progress = _say) -> list[dict[str, Any]]:
     """One day through ``lantian_daily`` on one worker, then on two; wall time of each run."""
     from agents.simulate.scenario import build_scenario
-    from bench.common import free_port
     from lantian.direct_load import land_scenario
     from lantian.distributed import (
         Cluster,
@@ -354,6 +352,7 @@ def celery_day(scale: str = CELERY_SCALE, progress: Progress = _say) -> list[dic
         database_names,
         drop_databases,
         environment,
+        private_overrides,
     )
 
     pg, redis_url = "postgresql://postgres@127.0.0.1:5432", "redis://127.0.0.1:6379/0"
@@ -371,27 +370,11 @@ def celery_day(scale: str = CELERY_SCALE, progress: Progress = _say) -> list[dic
                 met=False,
             )  # fmt: skip
         ]
-    suffix = uuid.uuid4().hex[:10]
     home = Path(tempfile.mkdtemp(prefix="lantian-bench-celery-"))
-    overrides = {
-        "LANTIAN_HOME": str(home),
-        "LANTIAN_PG_URL": pg,
-        "LANTIAN_REDIS_URL": redis_url,
-        "LANTIAN_AIRFLOW_DB": f"lantian_b{suffix}_airflow",
-        "LANTIAN_WAREHOUSE_DB": f"lantian_b{suffix}_warehouse",
-        "LANTIAN_LANDING_DB": f"lantian_b{suffix}_landing",
-        "LANTIAN_REDIS_PREFIX": f"lantian-bench-{suffix}:",
-        "LANTIAN_API_PORT": str(free_port()),
-        "LANTIAN_INGEST_PORT_1": str(free_port()),
-        "LANTIAN_INGEST_PORT_2": str(free_port()),
-        "LANTIAN_WORKER_A_LOG_PORT": str(free_port()),
-        "LANTIAN_WORKER_B_LOG_PORT": str(free_port()),
-        "LANTIAN_TRIGGER_LOG_PORT": str(free_port()),
-        "LANTIAN_USE_JOB_SCHEDULE": "False",
-        # one slot per worker: one worker = one task at a time, two workers = two
-        "LANTIAN_WORKER_A_CONCURRENCY": "1",
-        "LANTIAN_WORKER_B_CONCURRENCY": "1",
-    }
+    overrides = private_overrides(home, pg, redis_url, "bench")
+    # one slot per worker: one worker = one task at a time, two workers = two
+    overrides["LANTIAN_WORKER_A_CONCURRENCY"] = "1"
+    overrides["LANTIAN_WORKER_B_CONCURRENCY"] = "1"
     base = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "LANTIAN_"))}
     env = environment(overrides, base=base)
     cluster = Cluster(env)

@@ -21,6 +21,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -83,6 +84,40 @@ def environment(
         raise DistributedError(f"cannot source {ENV_FILE}: {proc.stderr.decode().strip()}")
     pairs = (item.split("=", 1) for item in proc.stdout.decode().split("\0") if "=" in item)
     return dict(pairs)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def private_overrides(home: Path, pg_url: str, redis_url: str, label: str) -> dict[str, str]:
+    """Overrides that give one cluster its own databases, Redis prefix and loopback ports, so
+    that a test or benchmark cluster can run beside others on the same PostgreSQL and Redis.
+    ``label`` names it (``test``, ``bench``) in the database names and the Redis prefix."""
+    tag = f"{label[0]}{uuid.uuid4().hex[:10]}"
+    overrides = {
+        "LANTIAN_HOME": str(home),
+        "LANTIAN_PG_URL": pg_url,
+        "LANTIAN_REDIS_URL": redis_url,
+        "LANTIAN_AIRFLOW_DB": f"lantian_{tag}_airflow",
+        "LANTIAN_WAREHOUSE_DB": f"lantian_{tag}_warehouse",
+        "LANTIAN_LANDING_DB": f"lantian_{tag}_landing",
+        "LANTIAN_REDIS_PREFIX": f"lantian-{label}-{tag[1:]}:",
+        # only the runs a caller triggers (no scheduled run of "yesterday" on unpause)
+        "LANTIAN_USE_JOB_SCHEDULE": "False",
+    }
+    for name in (
+        "LANTIAN_API_PORT",
+        "LANTIAN_INGEST_PORT_1",
+        "LANTIAN_INGEST_PORT_2",
+        "LANTIAN_WORKER_A_LOG_PORT",
+        "LANTIAN_WORKER_B_LOG_PORT",
+        "LANTIAN_TRIGGER_LOG_PORT",
+    ):
+        overrides[name] = str(_free_port())
+    return overrides
 
 
 def database_names(env: Mapping[str, str]) -> tuple[str, str, str]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +17,6 @@ import pytest
 from dist_support import (
     PG_URL,
     REDIS_URL,
-    free_port,
     services_missing,
     wait_for_validation_code,
     write_registry,
@@ -31,6 +29,7 @@ from lantian.distributed import (
     database_names,
     drop_databases,
     environment,
+    private_overrides,
 )
 
 # --- the cluster ------------------------------------------------------------------------------------
@@ -44,30 +43,17 @@ def cluster() -> Iterator[Cluster]:
     if reason:
         pytest.skip(reason)
     wait_for_validation_code()
-    suffix = uuid.uuid4().hex[:10]
     home = Path(tempfile.mkdtemp(prefix="lantian-dist-test-"))
-    overrides = {
-        "LANTIAN_HOME": str(home),
-        "LANTIAN_PG_URL": PG_URL,
-        "LANTIAN_REDIS_URL": REDIS_URL,
-        "LANTIAN_AIRFLOW_DB": f"lantian_t{suffix}_airflow",
-        "LANTIAN_WAREHOUSE_DB": f"lantian_t{suffix}_warehouse",
-        "LANTIAN_LANDING_DB": f"lantian_t{suffix}_landing",
-        "LANTIAN_REDIS_PREFIX": f"lantian-test-{suffix}:",
-        "LANTIAN_API_PORT": str(free_port()),
-        "LANTIAN_INGEST_PORT_1": str(free_port()),
-        "LANTIAN_INGEST_PORT_2": str(free_port()),
-        "LANTIAN_WORKER_A_LOG_PORT": str(free_port()),
-        "LANTIAN_WORKER_B_LOG_PORT": str(free_port()),
-        "LANTIAN_TRIGGER_LOG_PORT": str(free_port()),
-        # Only the runs a test triggers (no scheduled run of "yesterday" on unpause).
-        "LANTIAN_USE_JOB_SCHEDULE": "False",
-        # A killed worker's task is declared dead after 20 s instead of minutes.
-        "LANTIAN_TASK_HEARTBEAT_TIMEOUT_S": "20",
-        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
-        "LANTIAN_START_TIMEOUT_S": "150",
-        "LANTIAN_STOP_TIMEOUT_S": "20",
-    }
+    overrides = private_overrides(home, PG_URL, REDIS_URL, "test")
+    overrides.update(
+        {
+            # A killed worker's task is declared dead after 20 s instead of minutes.
+            "LANTIAN_TASK_HEARTBEAT_TIMEOUT_S": "20",
+            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
+            "LANTIAN_START_TIMEOUT_S": "150",
+            "LANTIAN_STOP_TIMEOUT_S": "20",
+        }
+    )
     # Never inherit the developer's own distributed settings or Airflow home.
     base = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
     base = {k: v for k, v in base.items() if not k.startswith("LANTIAN_")}
