@@ -75,6 +75,7 @@ MONTH_TARGET_MIN = 8 * 60.0
 #: Peak memory target: the embedded mode must fit a 4 GB office server with room to spare.
 PEAK_TARGET_MB = 3 * 1024.0
 TIMEOUT_S = 7200.0  # 2 h: one district day on a loaded 2-core host, and the cluster
+PROGRESS_EVERY_S = 30.0
 QUICK = {"days": 1, "scale": "demo", "celery": False}
 
 Progress = Callable[[str], None]
@@ -93,6 +94,22 @@ def reset_peak() -> bool:
         Path("/proc/self/clear_refs").write_text("5")
         return True
     except OSError:
+        return False
+
+
+def release_free_heap() -> bool:
+    """Give freed heap back to the OS (glibc ``malloc_trim``), so a stage's peak is its own and
+    not what an earlier stage freed but the allocator kept. In the DAGs each task is a process of
+    its own and starts clean; here every stage runs in one process. False where unavailable."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if not name:
+        return False
+    try:
+        return bool(ctypes.CDLL(name).malloc_trim(0))
+    except (OSError, AttributeError):
         return False
 
 
@@ -131,6 +148,7 @@ class Stages:
     @contextlib.contextmanager
     def stage(self, name: str, label: str = "", per_day: bool = True) -> Iterator[None]:
         gc.collect()
+        release_free_heap()
         reset_peak()
         started = time.monotonic()
         try:
@@ -213,25 +231,48 @@ def run_days(day_names: list[str], stages: Stages, progress: Progress) -> dict[s
     return counts
 
 
-def land_with_progress(scenario: Any, progress: Progress, every_s: float = 20.0) -> int:
-    """``land_scenario`` device by device, saying how far it got every ``every_s`` seconds."""
+def _land_share(home: str, days: int, scale: str, share: int, shares: int) -> int:
+    """Land every ``shares``-th device (from ``share``) of the scenario; run in a worker process."""
+    from agents.simulate.scenario import build_scenario
     from lantian import settings
     from lantian.direct_load import land_scenario
 
-    devices = scenario.device_ids()
     total, last = 0, time.monotonic()
-    for k, device_id in enumerate(devices, 1):
-        landed = land_scenario(
-            scenario,
-            settings.landing_root(),
-            settings.landing_index_url(),
-            batch_size=2000,
-            devices=[device_id],
-        )
-        total += landed["total_readings"]
-        if time.monotonic() - last >= every_s or k == len(devices):
-            progress(f"       {k}/{len(devices)} devices, {total:,} readings landed")
-            last = time.monotonic()
+    with lantian_home(Path(home)):
+        scenario = build_scenario(seed=SEED, start=START, days=days, scale=scale)
+        devices = scenario.device_ids()[share::shares]
+        for k, device_id in enumerate(devices, 1):
+            landed = land_scenario(
+                scenario,
+                settings.landing_root(),
+                settings.landing_index_url(),
+                batch_size=2000,
+                devices=[device_id],
+            )
+            total += int(landed["total_readings"])
+            if time.monotonic() - last >= PROGRESS_EVERY_S:
+                _say(f"       worker {share + 1}/{shares}: {k}/{len(devices)} devices, {total:,}")
+                last = time.monotonic()
+    return total
+
+
+def land_with_progress(
+    home: Path, days: int, scale: str, progress: Progress, processes: int | None = None
+) -> int:
+    """``land_scenario`` for every device, shared over ``processes`` worker processes (default:
+    one per core; the landing index takes one writer at a time, the decoding is parallel)."""
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    processes = processes or os.cpu_count() or 1
+    total = 0
+    with ProcessPoolExecutor(max_workers=processes) as pool:
+        futures = [
+            pool.submit(_land_share, str(home), days, scale, share, processes)
+            for share in range(processes)
+        ]
+        for done, future in enumerate(as_completed(futures), 1):
+            total += future.result()
+            progress(f"       {done}/{processes} worker(s) done, {total:,} readings landed")
     return total
 
 
@@ -255,8 +296,8 @@ def embedded_month(
                 load_bureau_inputs(settings.registry_dir(), scenario, MONTH, SEED)
         info["devices"] = len(scenario.device_ids())
         progress(f"[land] {info['devices']} devices through the decoders into the landing area")
-        with stages.stage("land", "decode and land every device"):
-            info["readings"] = land_with_progress(scenario, progress)
+        with stages.stage("land", f"decode and land every device ({os.cpu_count()} processes)"):
+            info["readings"] = land_with_progress(home, days, scale, progress)
         progress(f"       {info['readings']:,} readings landed")
         del scenario
         with stages.stage("registry", per_day=False):

@@ -10,15 +10,21 @@ Timestamps are stored as UTC; list-valued columns (``reading_ids``) as JSON text
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
 from enforcement.warehouse_schema import JSON_COLUMNS, METADATA, REGISTRY_TABLES, TIME_COLUMNS
+
+#: Rows converted and sent per insert: bounds the Python objects a write holds at once.
+WRITE_CHUNK_ROWS = 50_000
+#: Rows fetched per round trip when reading.
+READ_CHUNK_ROWS = 100_000
 
 
 def month_bounds(month: str) -> tuple[str, str]:
@@ -59,14 +65,20 @@ class Warehouse:
 
     # -- writing -------------------------------------------------------------------------------
     def replace(self, name: str, frame: pd.DataFrame, **where: Any) -> int:
-        """Replace the rows matching ``where`` (e.g. ``day="2017-12-01"``) with ``frame``."""
+        """Replace the rows matching ``where`` (e.g. ``day="2017-12-01"``) with ``frame``.
+
+        One transaction: readers see the old rows or the new ones, never a mix. The frame is
+        converted and sent ``WRITE_CHUNK_ROWS`` rows at a time, so a day of millions of rows
+        never exists as millions of Python dicts at once."""
         table = self.table(name)
-        rows = _to_records(table, frame)
+        _check_required(table, frame)
+        written = 0
         with self.engine.begin() as conn:
             conn.execute(table.delete().where(*_conditions(table, where)))
-            if rows:
-                conn.execute(table.insert(), rows)
-        return len(rows)
+            for columns, rows in _row_chunks(table, frame, WRITE_CHUNK_ROWS, conn.dialect.name):
+                _insert_rows(conn, table, columns, rows)
+                written += len(rows)
+        return written
 
     def replace_all(self, name: str, frame: pd.DataFrame) -> int:
         return self.replace(name, frame)
@@ -89,23 +101,74 @@ class Warehouse:
         day: str | None = None,
         month: str | None = None,
         days: Iterable[str] | None = None,
+        device_ids: Iterable[str] | None = None,
         **where: Any,
     ) -> pd.DataFrame:
+        """Rows of ``name`` (every column) matching the filters; see :meth:`read_columns`."""
         table = self.table(name)
-        conditions = list(_conditions(table, where))
-        if day is not None:
-            conditions.append(table.c.day == day)
-        if days is not None:
-            conditions.append(table.c.day.in_(list(days)))
-        if month is not None:
-            start, end = month_bounds(month)
-            conditions.append(table.c.day >= start)
-            conditions.append(table.c.day < end)
-        query = sa.select(table).where(*conditions)
+        columns = [c.name for c in table.columns]
+        return self.read_columns(
+            name, columns, day=day, month=month, days=days, device_ids=device_ids, **where
+        )
+
+    def read_columns(
+        self,
+        name: str,
+        columns: list[str],
+        *,
+        day: str | None = None,
+        month: str | None = None,
+        days: Iterable[str] | None = None,
+        device_ids: Iterable[str] | None = None,
+        **where: Any,
+    ) -> pd.DataFrame:
+        """Some columns of ``name``: ``where`` are equalities, ``day`` / ``days`` / ``month``
+        select day partitions, ``device_ids`` a set of devices.
+
+        Fetched ``READ_CHUNK_ROWS`` at a time into frames (the driver's row tuples of a day of
+        measurements would take several times the frame's memory), and repeated strings (device,
+        stream, code, batch...) share one object per chunk instead of one per row."""
+        table = self.table(name)
+        conditions = _filters(table, where, day=day, month=month, days=days, device_ids=device_ids)
+        query = sa.select(*(_raw_column(table.c[c]) for c in columns)).where(*conditions)
+        # the driver's own cursor: plain tuples (a SQLAlchemy Row per value costs more than
+        # the fetch itself on millions of rows; pandas probes each row's attributes)
+        sql = str(
+            query.compile(dialect=self.engine.dialect, compile_kwargs={"literal_binds": True})
+        )
+        chunks = []
         with self.engine.connect() as conn:
-            result = conn.execute(query)
-            frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+            cursor = conn.connection.dbapi_connection.cursor()
+            try:
+                cursor.execute(sql)
+                while rows := cursor.fetchmany(READ_CHUNK_ROWS):
+                    data = dict(
+                        zip(columns, (list(c) for c in zip(*rows, strict=True)), strict=True)
+                    )
+                    del rows
+                    chunks.append(_shared_strings(pd.DataFrame(data, columns=columns)))
+            finally:
+                cursor.close()
+        if not chunks:
+            frame = pd.DataFrame(columns=columns)
+        elif len(chunks) == 1:
+            frame = chunks[0]
+        else:
+            frame = pd.concat(chunks, ignore_index=True)
+        del chunks
         return _from_records(table, frame)
+
+    def distinct(self, name: str, column: str, **filters: Any) -> list[Any]:
+        """Distinct values of one column under the same filters as :meth:`read_columns`, sorted."""
+        table = self.table(name)
+        special = {
+            k: filters.pop(k) for k in ("day", "month", "days", "device_ids") if k in filters
+        }
+        conditions = _filters(table, filters, **special)
+        query = sa.select(table.c[column]).where(*conditions).distinct()
+        with self.engine.connect() as conn:
+            values = conn.execute(query).scalars().all()
+        return sorted(v for v in values if v is not None)
 
     # -- derived figures ---------------------------------------------------------------------
     def replace_derived(self, name: str, part: str, frame: pd.DataFrame, run_id: str = "") -> int:
@@ -225,6 +288,59 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _filters(
+    table: sa.Table,
+    where: dict[str, Any],
+    *,
+    day: str | None = None,
+    month: str | None = None,
+    days: Iterable[str] | None = None,
+    device_ids: Iterable[str] | None = None,
+) -> list[Any]:
+    conditions = _conditions(table, where)
+    if day is not None:
+        conditions.append(table.c.day == day)
+    if days is not None:
+        conditions.append(table.c.day.in_(list(days)))
+    if month is not None:
+        start, end = month_bounds(month)
+        conditions.append(table.c.day >= start)
+        conditions.append(table.c.day < end)
+    if device_ids is not None:
+        if "device_id" not in table.c:
+            raise KeyError(f"table {table.name!r} has no device_id column to filter on")
+        conditions.append(table.c.device_id.in_(list(device_ids)))
+    return conditions
+
+
+def _raw_column(column: sa.Column) -> Any:
+    """The column as the driver returns it, without SQLAlchemy's per-value conversion (SQLite
+    keeps times as text and booleans as 0/1): converted a column at a time in
+    :func:`_from_records` instead, which is many times faster on millions of rows."""
+    if isinstance(column.type, sa.DateTime):
+        return sa.type_coerce(column, sa.Text()).label(column.name)
+    if isinstance(column.type, sa.Boolean):
+        return sa.type_coerce(column, sa.Integer()).label(column.name)
+    return column
+
+
+def _shared_strings(frame: pd.DataFrame) -> pd.DataFrame:
+    """Text columns whose values repeat point at one string object per distinct value (the
+    driver makes a new object per row: ~60 bytes each for a device id, a code, a stream...)."""
+    for name in frame.columns:
+        column = frame[name]
+        text = isinstance(column.dtype, pd.StringDtype) and column.dtype.storage == "python"
+        if not (text or column.dtype == object) or len(column) < 2:
+            continue
+        codes, uniques = pd.factorize(column, use_na_sentinel=True)
+        if not len(uniques) or len(uniques) * 2 > len(column):
+            continue  # all missing, or mostly distinct (ids, hashes): nothing to share
+        values = np.asarray(uniques, dtype=object).take(np.maximum(codes, 0))
+        values[codes < 0] = None
+        frame[name] = pd.array(values, dtype=column.dtype) if text else values
+    return frame
+
+
 def _conditions(table: sa.Table, where: dict[str, Any]) -> list[Any]:
     out = []
     for key, value in where.items():
@@ -234,30 +350,107 @@ def _conditions(table: sa.Table, where: dict[str, Any]) -> list[Any]:
     return out
 
 
-def _to_records(table: sa.Table, frame: pd.DataFrame) -> list[dict[str, Any]]:
+def _check_required(table: sa.Table, frame: pd.DataFrame | None) -> None:
     if frame is None or frame.empty:
-        return []
+        return
     missing = [c.name for c in table.columns if c.name not in frame.columns and not c.nullable]
     if missing:
         raise ValueError(f"table {table.name!r}: frame lacks required columns {missing}")
+
+
+def _row_chunks(
+    table: sa.Table, frame: pd.DataFrame | None, size: int, dialect: str
+) -> Iterator[tuple[list[str], list[tuple[Any, ...]]]]:
+    """(column names, row tuples) of ``size`` rows at a time, values as the driver binds them.
+
+    Converted a column at a time (vectorised) instead of through a dict per row and the ORM's
+    per-value processors: the same stored values, several times faster on a day of millions of
+    rows."""
+    if frame is None or frame.empty:
+        return
     columns = [c.name for c in table.columns if c.name in frame.columns]
-    data = frame[columns].copy()
-    for name in columns:
-        if name in JSON_COLUMNS:
-            data[name] = data[name].map(lambda v: v if isinstance(v, str) else json.dumps(list(v)))
-        elif name in TIME_COLUMNS:
-            stamps = pd.to_datetime(data[name], utc=True)
-            data[name] = stamps.dt.tz_localize(None).astype(object)
-    data = data.astype(object).where(data.notna(), None)
-    return data.to_dict(orient="records")
+    for first in range(0, len(frame), size):
+        part = frame.iloc[first : first + size]
+        values = [_bind_values(table.c[c], part[c], dialect) for c in columns]
+        yield columns, list(zip(*values, strict=True))
+
+
+def _bind_values(column: sa.Column, values: pd.Series, dialect: str) -> list[Any]:
+    """One column's values as Python objects the DB-API driver binds (None for missing)."""
+    missing = values.isna().to_numpy()
+    if column.name in JSON_COLUMNS:
+        out = [
+            None if gone else v if isinstance(v, str) else json.dumps(list(v))
+            for v, gone in zip(values.tolist(), missing.tolist(), strict=True)
+        ]
+    elif isinstance(column.type, sa.DateTime):
+        stamps = pd.to_datetime(values, utc=True).dt.tz_localize(None)
+        # a day has few distinct instants (minutes): format each once
+        codes, uniques = pd.factorize(stamps)
+        # the text SQLAlchemy's SQLite DateTime writes (and PostgreSQL parses): microseconds kept
+        text = np.datetime_as_string(uniques.to_numpy(dtype="datetime64[us]"), unit="us")
+        text = np.array([t.replace("T", " ") for t in text.tolist()] + [None], dtype=object)
+        out = text.take(codes).tolist()  # code -1 (missing) takes the trailing None
+    elif isinstance(column.type, sa.Boolean):
+        flags = values.where(~missing, False).astype(bool).tolist()
+        out = [int(f) for f in flags] if dialect == "sqlite" else flags
+    else:
+        out = values.astype(object).tolist()
+    if missing.any():
+        for i in np.flatnonzero(missing).tolist():
+            out[i] = None
+    return out
+
+
+def _insert_rows(
+    conn: sa.Connection, table: sa.Table, columns: list[str], rows: list[tuple[Any, ...]]
+) -> None:
+    names = ", ".join(f'"{c}"' for c in columns)
+    if conn.dialect.name == "postgresql":
+        cursor = conn.connection.dbapi_connection.cursor()
+        if hasattr(cursor, "copy"):  # psycopg 3: COPY, PostgreSQL's bulk path
+            with cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
+                for row in rows:
+                    copy.write_row(row)
+        else:  # psycopg2
+            from psycopg2.extras import execute_values
+
+            sql = f'INSERT INTO "{table.name}" ({names}) VALUES %s'
+            execute_values(cursor, sql, rows, page_size=5000)
+        return
+    marks = ", ".join("?" for _ in columns)
+    conn.exec_driver_sql(f'INSERT INTO "{table.name}" ({names}) VALUES ({marks})', rows)
 
 
 def _from_records(table: sa.Table, frame: pd.DataFrame) -> pd.DataFrame:
     for name in frame.columns:
-        if name in TIME_COLUMNS:
-            frame[name] = pd.to_datetime(frame[name], utc=True)
+        kind = table.c[name].type
+        if name in TIME_COLUMNS or isinstance(kind, sa.DateTime):
+            frame[name] = _times(frame[name])
         elif name in JSON_COLUMNS:
             frame[name] = frame[name].map(lambda v: json.loads(v) if isinstance(v, str) else [])
-        elif isinstance(table.c[name].type, sa.Float):
+        elif isinstance(kind, sa.Float):
             frame[name] = pd.to_numeric(frame[name], errors="coerce").astype("float64")
+        elif isinstance(kind, sa.Boolean):
+            frame[name] = _flags(frame[name])
     return frame
+
+
+def _times(values: pd.Series) -> pd.Series:
+    """UTC timestamps from what the driver returned: text (SQLite) or datetimes (PostgreSQL)."""
+    if values.dtype == object and len(values):
+        try:
+            return pd.to_datetime(values, utc=True, format="ISO8601")
+        except (TypeError, ValueError):
+            pass  # a mix the fast parser refuses: the general one below
+    return pd.to_datetime(values, utc=True)
+
+
+def _flags(values: pd.Series) -> pd.Series:
+    """Booleans from 0/1 (SQLite) or bools (PostgreSQL): bool when none is missing, else
+    objects with None, as SQLAlchemy returns them."""
+    missing = values.isna()
+    if not missing.any():
+        return values.astype(bool)
+    out = values.astype(object).where(missing, values.fillna(0).astype(bool))
+    return out.where(~missing, None)

@@ -74,12 +74,12 @@ sa.Table(
     METADATA,
     sa.Column("reading_id", sa.Text, nullable=False),
     sa.Column("batch_id", sa.Text),
-    sa.Column("device_id", sa.Text, nullable=False, index=True),
+    sa.Column("device_id", sa.Text, nullable=False),
     sa.Column("stream", sa.Text, nullable=False),
     sa.Column("cn", sa.Text, nullable=False),
     sa.Column("data_time", sa.DateTime, nullable=False),
     sa.Column("received_at", sa.DateTime),
-    _day(),
+    sa.Column("day", sa.Text, nullable=False),
     sa.Column("code", sa.Text, nullable=False),
     *(sa.Column(c, sa.Float) for c in ("rtd", "avg", "min", "max", "cou", "zs_rtd", "zs_avg")),
     sa.Column("flag", sa.Text),
@@ -87,6 +87,8 @@ sa.Table(
     sa.Column("raw_sha256", sa.Text),
     sa.Column("valid", sa.Boolean),
     sa.Column("invalid_reason", sa.Text),
+    # the partition key plus the device: the only index (migration 0004)
+    sa.Index("ix_measurements_day_stream_device", "day", "stream", "device_id"),
 )
 
 sa.Table(

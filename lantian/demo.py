@@ -314,11 +314,11 @@ def run_demo(
     airflow = airflow_env(home / "airflow")
     for number, day in enumerate(day_names, 1):
         progress(f"[3/4] Airflow lantian_daily {day} ({number}/{len(day_names)})")
-        run_dag("lantian_daily", {"day": day}, env=airflow)
+        run_dag("lantian_daily", {"day": day}, env=airflow, progress=progress)
     summary.timings_s["daily"] = round(time.monotonic() - clock - summary.timings_s["field"], 1)
     month = day_names[0][:7]
     progress(f"[4/4] Airflow lantian_monthly_report {month}")
-    run_dag("lantian_monthly_report", {"month": month}, env=airflow)
+    run_dag("lantian_monthly_report", {"month": month}, env=airflow, progress=progress)
     summary.timings_s["total"] = round(time.monotonic() - clock, 1)
     _fill_results(summary, scenario, month)
     return summary

@@ -185,15 +185,20 @@ def _truth_exceedances(scenario: Any) -> Any:
     """The planted exceedances as ``stack_id, day`` (Beijing) rows, None without a scenario."""
     import pandas as pd
 
-    truth = getattr(scenario, "truth", None)
-    if truth is None:
+    if not hasattr(scenario, "plans"):
         return None
+    if "truth" in vars(scenario):  # computed already: reuse it
+        planted = scenario.truth.exceedances
+    else:
+        from agents.simulate.truth import cems_exceedances
+
+        planted = cems_exceedances(scenario)
     rows = [
         {
             "stack_id": e["stack_id"],
             "day": datetime.fromisoformat(e["hour_start"]).date().isoformat(),
         }
-        for e in truth.exceedances
+        for e in planted
     ]
     return pd.DataFrame(rows, columns=["stack_id", "day"])
 

@@ -18,6 +18,10 @@ Figures (name → rows):
   with its validity and the first failed check);
 - ``transmission_daily``: records due, received, valid and the rates per device (CEMS and
   micro-stations, ``validation.completeness``).
+
+The station hourly means and the transmission counts are per device, so those two steps read the
+day's measurements ``daily.device_group_size`` devices at a time (``schemas/data/pipeline.toml``):
+the same figures as the whole day at once, with one group's rows in memory.
 """
 
 from __future__ import annotations
@@ -57,21 +61,36 @@ def previous_day(day: str) -> str:
 
 def read_columns(wh: Any, table: str, columns: list[str], **where: Any) -> pd.DataFrame:
     """Some columns of a warehouse table (``Warehouse.read`` reads them all): the long
-    ``measurements`` table is read several times a day and a month, so only what a rule needs."""
-    import sqlalchemy as sa
+    ``measurements`` table is read several times a day and a month, so only what a rule needs.
+    Filters as ``Warehouse.read_columns`` (``day``, ``device_ids``, equalities)."""
+    return wh.read_columns(table, columns, **where)
 
-    from enforcement.warehouse_schema import TIME_COLUMNS
 
-    t = wh.table(table)
-    query = sa.select(*(t.c[c] for c in columns)).where(*(t.c[k] == v for k, v in where.items()))
-    with wh.engine.connect() as conn:
-        frame = pd.DataFrame(conn.execute(query).fetchall(), columns=columns)
-    for column in columns:
-        if column in TIME_COLUMNS:
-            frame[column] = pd.to_datetime(frame[column], utc=True)
-        elif isinstance(t.c[column].type, sa.Float):
-            frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
-    return frame
+def device_group_size() -> int:
+    """How many devices a daily rule reads at once (``daily.device_group_size``)."""
+    from schemas.pipeline import pipeline_setting
+
+    return int(pipeline_setting("daily.device_group_size"))
+
+
+def day_device_groups(
+    wh: Any, day: str, stream: str, registered: list[str], size: int
+) -> list[list[str]]:
+    """The devices a daily rule reads, ``size`` at a time: the registered ones in the order
+    given, then those that sent ``stream`` rows on ``day`` without being registered (the rules
+    drop them, but the step still counts their rows in, as when the day was read whole)."""
+    size = max(int(size), 1)
+    known = set(registered)
+    others = [
+        d
+        for d in wh.distinct("measurements", "device_id", day=day, stream=stream)
+        if d not in known
+    ]
+    return [
+        devices[first : first + size]
+        for devices in (list(registered), others)
+        for first in range(0, len(devices), size)
+    ]
 
 
 # ------------------------------------------------------------------------------------ ambient
@@ -93,6 +112,45 @@ def station_hourly(minutes: pd.DataFrame, stations: pd.DataFrame) -> pd.DataFram
     hourly = hourly_from_minutes(mine, key="device_id")
     out = places.merge(hourly, on="device_id", how="inner")
     return out.sort_values(["station_id", "hour_end"], kind="stable").reset_index(drop=True)
+
+
+def grouped_station_hourly(
+    wh: Any, day: str, stations: pd.DataFrame, group_size: int | None = None
+) -> tuple[pd.DataFrame, int]:
+    """:func:`station_hourly` of the day's ambient minutes, read ``group_size`` devices at a
+    time (``daily.device_group_size``), and how many minute rows were read.
+
+    Hourly means are per station-hour, so the groups' frames put together and sorted as
+    :func:`station_hourly` sorts are the frame of the whole day at once; groups follow the
+    registry's order so that even ties (two devices of one station) keep their order.
+    """
+    size = device_group_size() if group_size is None else group_size
+    places = stations[STATION_COLUMNS].astype("str").drop_duplicates("device_id")
+    registered = places["device_id"].tolist()
+    parts: list[pd.DataFrame] = []
+    # what the whole day gives when no station has a valid hour: the typed empty frame of
+    # hourly_from_minutes if some registered station sent rows, else station_hourly's bare one
+    empty: pd.DataFrame | None = None
+    rows_in = 0
+    for group in day_device_groups(wh, day, "ambient", registered, size):
+        minutes = read_columns(
+            wh, "measurements", MINUTE_COLUMNS, day=day, stream="ambient", device_ids=group
+        )
+        rows_in += len(minutes)
+        part = station_hourly(minutes, stations)
+        if len(part):
+            parts.append(part)
+        elif empty is None and minutes["device_id"].astype("str").isin(set(registered)).any():
+            empty = part
+        del minutes
+    if not parts:
+        if empty is None:
+            empty = station_hourly(pd.DataFrame(columns=MINUTE_COLUMNS), stations)
+        return empty, rows_in
+    hourly = pd.concat(parts, ignore_index=True)
+    del parts
+    hourly = hourly.sort_values(["station_id", "hour_end"], kind="stable")
+    return hourly.reset_index(drop=True), rows_in
 
 
 def _area_rows(frame: pd.DataFrame, level: str, id_column: str | None) -> pd.DataFrame:
@@ -176,14 +234,16 @@ def beijing_hours(frame: pd.DataFrame | None) -> pd.DataFrame | None:
     return out
 
 
-def ambient_day(day: str, run_id: str = "") -> dict[str, Any]:
+def ambient_day(day: str, run_id: str = "", *, group_size: int | None = None) -> dict[str, Any]:
     """Station hourly means, the day's AQI per station / subdistrict / district, and the
     district's rolling 24-hour AQI for the alerts (the previous day's stored hours complete the
-    first windows of the day)."""
+    first windows of the day).
+
+    The minutes are read ``group_size`` stations at a time (:func:`grouped_station_hourly`,
+    default ``daily.device_group_size``); the AQI steps run on the whole day's hourly frame."""
     wh = warehouse()
-    minutes = read_columns(wh, "measurements", MINUTE_COLUMNS, day=day, stream="ambient")
     stations = wh.read("stations")
-    hourly = station_hourly(minutes, stations)
+    hourly, rows_in = grouped_station_hourly(wh, day, stations, group_size)
     wh.replace_derived("ambient_hourly", day, hourly, run_id)
     aqi = daily_aqi(hourly, stations, day)
     wh.replace_derived("aqi_daily", day, aqi["district"], run_id)
@@ -200,9 +260,7 @@ def ambient_day(day: str, run_id: str = "") -> dict[str, Any]:
     district = aqi["district"]
     note = "" if district.empty else f"district AQI {district['aqi'].iloc[0]}"
     log.info("ambient %s: %d station-hours; %s", day, len(hourly), note or "no daily AQI")
-    return StepResult(
-        "ambient", day, "ambient", len(minutes), rows_out=len(hourly), note=note
-    ).as_dict()
+    return StepResult("ambient", day, "ambient", rows_in, rows_out=len(hourly), note=note).as_dict()
 
 
 # ------------------------------------------------------------------------------------ vapor
@@ -285,6 +343,10 @@ def _no_passes() -> pd.DataFrame:
 # ------------------------------------------------------------------------------------ transmission
 
 
+#: the measurement columns the completeness counts read
+TRANSMISSION_COLUMNS = ["device_id", "reading_id", "cn", "code", "stream", "day", "valid"]
+
+
 def quarantined_rows(quarantine: pd.DataFrame) -> pd.DataFrame:
     """The quarantined input rows (``reading_id, device_id, cn, code``) from their JSON copies:
     a quarantined record was received, it is just not valid."""
@@ -307,11 +369,19 @@ def completeness_rows(
 ) -> pd.DataFrame:
     """What ``validation.completeness.daily_completeness`` counts: stored rows with their
     validity, and quarantined rows as received-but-invalid."""
-    columns = ["device_id", "reading_id", "cn", "code", "stream", "day", "valid"]
+    stream = quarantine["stream"].iloc[0] if len(quarantine) else ""
+    return _completeness_frame(measurements, quarantined_rows(quarantine), stream, day)
+
+
+def _completeness_frame(
+    measurements: pd.DataFrame, held: pd.DataFrame, stream: str, day: str
+) -> pd.DataFrame:
+    """:func:`completeness_rows` from quarantined rows already parsed (:func:`quarantined_rows`)."""
+    columns = TRANSMISSION_COLUMNS
     stored = measurements.reindex(columns=columns).copy()
     stored["valid"] = stored["valid"].fillna(False).astype(bool)
-    held = quarantined_rows(quarantine).assign(day=day, valid=False)
-    held["stream"] = quarantine["stream"].iloc[0] if len(quarantine) else ""
+    held = held.assign(day=day, valid=False)
+    held["stream"] = stream
     out = pd.concat([stored, held.reindex(columns=columns)], ignore_index=True)
     out["cn"] = out["cn"].astype("str")
     out["valid"] = out["valid"].astype(bool)
@@ -326,12 +396,10 @@ def transmission_rows(
     CEMS records are judged on the monitored pollutants and O2 (a record is valid when all of
     them are); micro-station records on all their codes. Quarantined records count as received.
     """
-    from schemas.enforcement_rules import setting
     from validation.completeness import daily_completeness
 
-    codes = {"cems": [*setting("cems.pollutants"), setting("cems.o2_code")], "ambient": None}
     parts = []
-    for stream, judged_codes in codes.items():
+    for stream, judged_codes in _judged_codes().items():
         stored = (
             measurements[measurements["stream"] == stream] if len(measurements) else measurements
         )
@@ -343,23 +411,65 @@ def transmission_rows(
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
-def transmission_day(day: str, run_id: str = "") -> dict[str, Any]:
-    """Effective transmission (CEMS) and upload (micro-station) counts and rates of one day."""
+def _judged_codes() -> dict[str, list[str] | None]:
+    """Per stream, the codes a record's validity is judged on (None: all of them)."""
+    from schemas.enforcement_rules import setting
+
+    return {"cems": [*setting("cems.pollutants"), setting("cems.o2_code")], "ambient": None}
+
+
+def grouped_transmission_rows(
+    wh: Any, day: str, devices: pd.DataFrame, group_size: int | None = None
+) -> tuple[pd.DataFrame, int]:
+    """:func:`transmission_rows` of ``day``, reading ``group_size`` registered devices of a
+    stream at a time (``daily.device_group_size``), and how many measurement rows were read.
+
+    Counts are per device-day, so each group is counted against the registry restricted to it;
+    the groups are consecutive slices of the stream's sorted device ids, which is the order
+    ``daily_completeness`` returns, so the parts put together are the whole day's frame. The
+    day's quarantine of a stream (small) is read and parsed once and shared out by device.
+    """
+    from validation.completeness import daily_completeness
+
+    size = device_group_size() if group_size is None else group_size
+    parts = []
+    rows_in = 0
+    for stream, judged_codes in _judged_codes().items():
+        mine = devices[devices["stream"].astype("str") == stream]
+        ids = mine["device_id"].astype("str")
+        registered = sorted(set(ids))
+        quarantine = wh.read("quarantine", day=day, stream=stream)
+        held = quarantined_rows(quarantine)
+        held_stream = quarantine["stream"].iloc[0] if len(quarantine) else ""
+        del quarantine
+        for group in day_device_groups(wh, day, stream, registered, size):
+            stored = read_columns(
+                wh, "measurements", TRANSMISSION_COLUMNS, day=day, stream=stream, device_ids=group
+            )
+            rows_in += len(stored)
+            rows = _completeness_frame(
+                stored, held[held["device_id"].isin(group)], held_stream, day
+            )
+            del stored
+            registry = mine[ids.isin(group)]
+            part = daily_completeness(rows, registry, [day], stream=stream, codes=judged_codes)
+            if len(part):
+                parts.append(part)
+    return (pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()), rows_in
+
+
+def transmission_day(
+    day: str, run_id: str = "", *, group_size: int | None = None
+) -> dict[str, Any]:
+    """Effective transmission (CEMS) and upload (micro-station) counts and rates of one day,
+    ``group_size`` devices at a time (:func:`grouped_transmission_rows`)."""
     wh = warehouse()
-    columns = ["device_id", "reading_id", "cn", "code", "stream", "day", "valid"]
-    measurements = pd.concat(
-        [read_columns(wh, "measurements", columns, day=day, stream=s) for s in ("cems", "ambient")],
-        ignore_index=True,
-    )
-    quarantine = pd.concat(
-        [wh.read("quarantine", day=day, stream=s) for s in ("cems", "ambient")], ignore_index=True
-    )
-    rates = transmission_rows(measurements, quarantine, wh.read("devices"), day)
+    rates, rows_in = grouped_transmission_rows(wh, day, wh.read("devices"), group_size)
     wh.replace_derived("transmission_daily", day, rates, run_id)
     failing = int((~rates["complies"]).sum()) if len(rates) else 0
     note = f"{len(rates)} devices, {failing} under their minimum"
     return StepResult(
-        "transmission", day, rows_in=len(measurements), rows_out=len(rates), note=note
+        "transmission", day, rows_in=rows_in, rows_out=len(rates), note=note
     ).as_dict()
 
 
@@ -368,7 +478,11 @@ __all__ = [
     "ambient_day",
     "completeness_rows",
     "daily_aqi",
+    "day_device_groups",
+    "device_group_size",
     "district_rolling_aqi",
+    "grouped_station_hourly",
+    "grouped_transmission_rows",
     "quarantined_rows",
     "read_columns",
     "rsd_day",

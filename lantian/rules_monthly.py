@@ -20,6 +20,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 from collections.abc import Callable
 from datetime import date, timedelta
 from typing import Any
@@ -745,22 +746,109 @@ TAMPER_COLUMNS = [
 ]  # fmt: skip
 
 
-def window_rows(wh: Any, days: list[str]) -> pd.DataFrame:
-    """CEMS and micro-station rows of ``days`` as the tamper rules read them: stored rows, and
-    quarantined rows (the clock rule needs them; the value rules skip them as invalid)."""
-    from lantian.rules_daily import read_columns
+def _device_column(frame: pd.DataFrame) -> pd.Series:
+    """The rows' device ids as text (missing where a quarantined row had none)."""
+    if "device_id" not in frame.columns:
+        return pd.Series(pd.NA, index=frame.index, dtype="str")
+    return frame["device_id"].astype("str").where(frame["device_id"].notna())
 
+
+def _quarantine_by_device(wh: Any) -> bool:
+    """Whether the quarantine table has a device column to read a group of devices by."""
+    return "device_id" in wh.table("quarantine").c
+
+
+def quarantined_rows(
+    wh: Any, day: str, stream: str, device_ids: list[str] | None = None
+) -> pd.DataFrame:
+    """One partition's quarantined measurement rows (the tamper rules' columns, ``valid``
+    False), only those of ``device_ids`` when given. The quarantine table keeps each row as
+    JSON: only the lines that mention one of the devices are parsed (then kept if their
+    ``device_id`` is one of them), so a group's read never parses the whole partition."""
+    where: dict[str, Any] = {}
+    if device_ids is not None and _quarantine_by_device(wh):
+        where["device_ids"] = device_ids
+    texts = wh.read_columns("quarantine", ["row_json"], day=day, stream=stream, **where)
+    if device_ids is not None and len(texts):
+        pattern = "|".join(re.escape(d) for d in device_ids) or r"(?!)"
+        texts = texts[texts["row_json"].fillna("").str.contains(pattern, regex=True).to_numpy()]
+    frame = _quarantined_measurements(texts)
+    if device_ids is not None and len(frame):
+        frame = frame[_device_column(frame).isin(device_ids).to_numpy()]
+    return frame[[c for c in TAMPER_COLUMNS if c in frame.columns]]
+
+
+def window_rows(wh: Any, days: list[str], device_ids: list[str] | None = None) -> pd.DataFrame:
+    """CEMS and micro-station rows of ``days`` as the tamper rules read them: stored rows, and
+    quarantined rows (the clock rule needs them; the value rules skip them as invalid); only
+    those of ``device_ids`` when given. Rows come day by day and stream by stream, stored then
+    quarantined, so a device's rows are in the same order whichever devices it is read with."""
+    wanted = None if device_ids is None else [str(d) for d in device_ids]
     parts = []
     for day in days:
         for stream in ("cems", "ambient"):
-            parts.append(read_columns(wh, "measurements", TAMPER_COLUMNS, day=day, stream=stream))
-            parts.append(_quarantined_measurements(wh.read("quarantine", day=day, stream=stream)))
+            parts.append(
+                wh.read_columns(
+                    "measurements", TAMPER_COLUMNS, day=day, stream=stream, device_ids=wanted
+                )
+            )
+            parts.append(quarantined_rows(wh, day, stream, wanted))
     parts = [p for p in parts if len(p)]
     if not parts:
         return pd.DataFrame()
     rows = pd.concat(parts, ignore_index=True)[TAMPER_COLUMNS]
     rows["valid"] = rows["valid"].fillna(False).astype(bool)
     return rows
+
+
+def window_devices(wh: Any, days: list[str]) -> list[str]:
+    """The devices with CEMS or micro-station rows, stored or quarantined, in ``days``: the
+    stacks first, then the stations, each sorted."""
+    devices: list[str] = []
+    for stream in ("cems", "ambient"):
+        found = {str(d) for d in wh.distinct("measurements", "device_id", days=days, stream=stream)}
+        if _quarantine_by_device(wh):
+            found.update(
+                str(d) for d in wh.distinct("quarantine", "device_id", days=days, stream=stream)
+            )
+        else:
+            for day in days:  # one partition's text at a time
+                texts = wh.read_columns("quarantine", ["row_json"], day=day, stream=stream)
+                for text in texts["row_json"].dropna():
+                    device = json.loads(text).get("device_id")
+                    if device is not None:
+                        found.add(str(device))
+        devices.extend(sorted(found - set(devices)))
+    return devices
+
+
+def device_groups(devices: list[str], size: int) -> list[list[str]]:
+    """``devices`` cut into consecutive groups of ``size``."""
+    size = max(int(size), 1)
+    return [devices[first : first + size] for first in range(0, len(devices), size)]
+
+
+def scan_window(
+    wh: Any,
+    days: list[str],
+    registry: dict[str, pd.DataFrame],
+    events: pd.DataFrame | None = None,
+    group_size: int | None = None,
+) -> pd.DataFrame:
+    """``validation.tamper.detect_all`` over :func:`window_rows` of ``days``, reading
+    ``group_size`` devices at a time (``suspicions.group_devices``): the same suspicions, with
+    one group's rows in memory instead of the district's (``validation.tamper.detect_chunked``)."""
+    from schemas.pipeline import pipeline_setting
+    from validation.tamper import detect_chunked
+
+    if group_size is None:
+        group_size = int(pipeline_setting("suspicions.group_devices"))
+    groups = device_groups(window_devices(wh, days), group_size)
+
+    def fetch_rows(device_ids: list[str]) -> pd.DataFrame:
+        return window_rows(wh, days, device_ids)
+
+    return detect_chunked(fetch_rows, groups, registry, events=events)
 
 
 def tamper_windows(month: str) -> list[tuple[list[str], list[str]]]:
@@ -814,9 +902,10 @@ def suspicion_rows(found: pd.DataFrame, registry: dict[str, pd.DataFrame]) -> pd
 
 
 def suspicions_month(month: str, run_id: str = "") -> dict[str, Any]:
-    """``suspicions``: ``validation.tamper`` over the month, one window of days at a time (the
-    month's exceedances as events for the flag-cluster rule)."""
-    from validation.tamper import SUSPICION_COLUMNS, detect_all
+    """``suspicions``: ``validation.tamper`` over the month, one window of days at a time and
+    within a window one group of devices at a time (:func:`scan_window`; the month's
+    exceedances as events for the flag-cluster rule)."""
+    from validation.tamper import SUSPICION_COLUMNS
 
     wh = warehouse()
     registry = _registry(wh, "stacks", "enterprises", "stations")
@@ -831,10 +920,7 @@ def suspicions_month(month: str, run_id: str = "") -> dict[str, Any]:
         )
     found = []
     for read_days, reported in tamper_windows(month):
-        rows = window_rows(wh, read_days)
-        if rows.empty:
-            continue
-        hits = detect_all(rows, registry, events=events)
+        hits = scan_window(wh, read_days, registry, events)
         if len(hits):
             starts = pd.to_datetime(hits["window_end"], utc=True).dt.tz_convert("Asia/Shanghai")
             keep = (starts - pd.Timedelta(seconds=1)).dt.strftime("%Y-%m-%d").isin(reported)

@@ -8,10 +8,13 @@ share readings never count a reading twice.
 
 from __future__ import annotations
 
+from array import array
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from schemas.profiles import profile_items
@@ -68,13 +71,21 @@ def readings_of_day(
     index: Any, day: str, streams: tuple[str, ...] | None = None
 ) -> tuple[list[dict[str, Any]], LoadedDay]:
     """Unique readings (by id) of one Beijing day from the landing index, in landing order."""
+    info = LoadedDay(day=day, frames={})
+    readings = list(iter_readings_of_day(index, day, streams, info))
+    return readings, info
+
+
+def iter_readings_of_day(
+    index: Any, day: str, streams: tuple[str, ...] | None, info: LoadedDay
+) -> Iterator[dict[str, Any]]:
+    """:func:`readings_of_day` one reading at a time; ``info`` counts as it goes (complete once
+    the iterator is exhausted)."""
     start, end = day_bounds(day)
     entries = sorted(index.batches(start, end), key=lambda e: e.seq)
     if streams is not None:
         entries = [e for e in entries if e.stream in streams]
     seen: set[str] = set()
-    readings: list[dict[str, Any]] = []
-    info = LoadedDay(day=day, frames={})
     for entry in entries:
         batch = index.read_batch(entry)
         info.n_batches += 1
@@ -88,28 +99,39 @@ def readings_of_day(
                 info.n_duplicates += 1
                 continue
             seen.add(reading["id"])
-            reading = dict(reading, batch_id=batch["batch_id"])
-            readings.append(reading)
-    info.n_readings = len(readings)
-    return readings, info
+            info.n_readings += 1
+            yield dict(reading, batch_id=batch["batch_id"])
 
 
 def load_day(index: Any, day: str, streams: tuple[str, ...] | None = None) -> LoadedDay:
-    """One day as DataFrames: measurements, refuellings, tank_pressure, rsd_passes."""
-    readings, info = readings_of_day(index, day, streams)
-    by_stream: dict[str, list[dict[str, Any]]] = {}
-    for reading in readings:
-        by_stream.setdefault(reading["stream"], []).append(reading)
-    measurement_rows = by_stream.get("cems", []) + by_stream.get("ambient", [])
-    info.frames["measurements"] = measurements_frame(measurement_rows, day)
-    vapor = by_stream.get("vapor", [])
+    """One day as DataFrames: measurements, refuellings, tank_pressure, rsd_passes.
+
+    Measurement readings go into columns as they are read: a micro-station day is millions of
+    rows, and neither its readings nor a dict per row are ever held all at once."""
+    info = LoadedDay(day=day, frames={})
+    # cems rows first, then ambient (the order the frame has always had)
+    measurements = {"cems": MeasurementColumns(day), "ambient": MeasurementColumns(day)}
+    others: dict[str, list[dict[str, Any]]] = {"vapor": [], "rsd": []}
+    for reading in iter_readings_of_day(index, day, streams, info):
+        stream = reading["stream"]
+        if stream in measurements:
+            measurements[stream].add(reading)
+        elif stream in others:
+            others[stream].append(reading)
+    filled = [m for m in measurements.values() if m.n_codes] or [measurements["cems"]]
+    frames = [m.frame() for m in filled]
+    del measurements, filled
+    info.frames["measurements"] = (
+        frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+    )
+    vapor = others["vapor"]
     info.frames["refuellings"] = profile_frame(
         [r for r in vapor if r["cn"] == "2011"], day, "vapor_refuelling"
     )
     info.frames["tank_pressure"] = profile_frame(
         [r for r in vapor if r["cn"] != "2011"], day, "vapor_station"
     )
-    info.frames["rsd_passes"] = profile_frame(by_stream.get("rsd", []), day, "rsd_pass")
+    info.frames["rsd_passes"] = profile_frame(others["rsd"], day, "rsd_pass")
     return info
 
 
@@ -144,21 +166,66 @@ def _finish_times(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+#: reading-level columns of the long form, repeated over the reading's codes
+_READING_COLUMNS = [
+    c for c in MEASUREMENT_COLUMNS if c not in {"code", "flag", "unit", *SUFFIX_COLUMNS.values()}
+]
+
+
+class MeasurementColumns:
+    """The long form (one row per reading and pollutant code) built column by column.
+
+    Reading-level values are kept once per reading and repeated over its codes at the end;
+    values go into float arrays, not Python floats."""
+
+    def __init__(self, day: str) -> None:
+        self.day = day
+        self.per_reading: dict[str, list[Any]] = {c: [] for c in _READING_COLUMNS}
+        self.n_codes: list[int] = []
+        self.code: list[str] = []
+        self.flag: list[str] = []
+        self.unit: list[str] = []
+        self.values: dict[str, array] = {c: array("d") for c in SUFFIX_COLUMNS.values()}
+
+    def add(self, reading: dict[str, Any]) -> None:
+        for column, value in _common(reading, self.day).items():
+            self.per_reading[column].append(value)
+        units = reading.get("units") or {}
+        codes = reading["values"]
+        self.n_codes.append(len(codes))
+        nan = float("nan")
+        for code, fields in codes.items():
+            self.code.append(code)
+            self.flag.append(fields.get("Flag", ""))
+            self.unit.append(units.get(code, ""))
+            for suffix, column in SUFFIX_COLUMNS.items():
+                text = fields.get(suffix)
+                self.values[column].append(nan if text is None else _float(text))
+
+    def frame(self) -> pd.DataFrame:
+        repeats = np.asarray(self.n_codes, dtype=np.int64)
+        data: dict[str, Any] = {}
+        for column in MEASUREMENT_COLUMNS:
+            if column in self.per_reading:
+                kept = self.per_reading[column]
+                dtype = bool if column in ("clock_drift", "clock_jump") else None
+                if column == "device_offset_s":
+                    dtype = np.float64
+                values = np.asarray(kept, dtype=dtype if dtype is not None else object)
+                data[column] = np.repeat(values, repeats)
+            elif column in self.values:
+                data[column] = np.frombuffer(self.values[column], dtype=np.float64).copy()
+            else:
+                data[column] = np.asarray(getattr(self, column), dtype=object)
+        return _finish_times(pd.DataFrame(data, columns=MEASUREMENT_COLUMNS))
+
+
 def measurements_frame(readings: list[dict[str, Any]], day: str) -> pd.DataFrame:
     """Long form: one row per reading and pollutant code."""
-    rows = []
+    columns = MeasurementColumns(day)
     for reading in readings:
-        common = _common(reading, day)
-        units = reading.get("units") or {}
-        for code, fields in reading["values"].items():
-            row = dict(common, code=code, flag=fields.get("Flag", ""), unit=units.get(code, ""))
-            for suffix, column in SUFFIX_COLUMNS.items():
-                row[column] = _float(fields[suffix]) if suffix in fields else float("nan")
-            rows.append(row)
-    frame = pd.DataFrame(rows, columns=MEASUREMENT_COLUMNS)
-    for column in SUFFIX_COLUMNS.values():
-        frame[column] = frame[column].astype("float64")
-    return _finish_times(frame)
+        columns.add(reading)
+    return columns.frame()
 
 
 def profile_frame(readings: list[dict[str, Any]], day: str, record: str) -> pd.DataFrame:

@@ -33,12 +33,18 @@ a ``detail`` sentence. The rules (parameters in validation.toml ``[tamper.*]``):
 Input ``rows``: validated measurement rows (``ValidationOutcome.rows`` of any number of days,
 quarantined rows included: the clock rule needs them; the value rules use rows whose ``valid`` is
 true).
+
+A district's week does not fit in memory at once: :func:`detect_chunked` gives what
+:func:`detect_all` gives, reading a group of devices at a time. Every rule but two judges a device
+on its own rows alone; ``same_series`` and ``neighbour`` run in two phases (a small per-device
+summary of every group, then the rows of just the devices it names).
 """
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable, Iterable
 
 import numpy as np
 import pandas as pd
@@ -122,6 +128,33 @@ def minute_values(rows: pd.DataFrame, rules: ValidationRules) -> pd.DataFrame:
     )
     out = out[out["value"].notna()]
     return out.drop_duplicates(["device_id", "code", "data_time"], keep="first")
+
+
+def _no_minutes() -> pd.DataFrame:
+    """An empty :func:`minute_values` frame (typed, so that the rules run on it unchanged)."""
+    when = pd.Series(dtype="datetime64[ns, UTC]")
+    text = pd.Series(dtype="str")
+    return pd.DataFrame(
+        {
+            "device_id": text,
+            "stream": text,
+            "code": text,
+            "data_time": when,
+            "value": pd.Series(dtype="float64"),
+            "reading_id": text,
+            "received_at": when,
+        }
+    )
+
+
+def rows_fetcher(rows: pd.DataFrame) -> Callable[[list[str]], pd.DataFrame]:
+    """``fetch_rows`` over rows already in memory: the rows of the devices asked for, in order."""
+    device = rows["device_id"].astype("str")
+
+    def fetch(device_ids: list[str]) -> pd.DataFrame:
+        return rows[device.isin([str(d) for d in device_ids]).to_numpy()]
+
+    return fetch
 
 
 def hourly_means(minutes: pd.DataFrame, min_points: int) -> pd.DataFrame:
@@ -223,7 +256,9 @@ def dilution(rows: pd.DataFrame, rules: ValidationRules | None = None) -> pd.Dat
     wide = hourly.pivot_table(index=["device_id", "hour"], columns="code", values="mean")
     records = []
     for device_id, table in wide.groupby(level="device_id", sort=True):
-        table = table.droplevel("device_id").sort_index()
+        # the stack's own channels: the pivot holds every code any stack of the frame sent, so
+        # whether the flue can be judged must not depend on which other stacks are read with it
+        table = table.droplevel("device_id").sort_index().dropna(axis=1, how="all")
         if o2_code not in table:
             continue
         base = table.median()
@@ -471,28 +506,60 @@ def _hour_signatures(minutes: pd.DataFrame, min_distinct: int, min_points: int) 
         n=("value", "size"),
         distinct=("value", "nunique"),
     ).reset_index()
+    # one dtype whatever the chunk: signatures of chunks are concatenated and merged on
+    out = out.astype({"signature": "uint64"})
     return out[(out["n"] >= min_points) & (out["distinct"] >= min_distinct)]
 
 
-def same_series(rows: pd.DataFrame, rules: ValidationRules | None = None) -> pd.DataFrame:
-    """Two devices sending the same values minute for minute (one copies the other)."""
+SIGNATURE_COLUMNS = ["device_id", "code", "hour", "signature", "n", "distinct"]
+
+
+def same_series_signatures(
+    rows: pd.DataFrame, rules: ValidationRules | None = None
+) -> pd.DataFrame:
+    """Phase 1 of :func:`same_series`: one signature per device, channel and hour (hours with
+    too few minutes or distinct values left out). Per device, so the signatures of groups of
+    devices concatenate into those of all of them."""
     rules = rules or load_rules()
     codes = rules.param("tamper.same_codes")
     min_distinct = int(rules.param("tamper.same_min_distinct"))
-    min_hours = int(rules.param("tamper.same_min_hours"))
-    lag_s = float(rules.param("tamper.same_lag_s"))
-    limit = int(rules.param("tamper.max_evidence"))
+    min_points = int(rules.param("tamper.hour_min_points"))
     minutes = minute_values(rows, rules)
     signatures = []
     for stream, stream_codes in codes.items():
         mine = minutes[(minutes["stream"] == stream) & minutes["code"].isin(stream_codes)]
         if not mine.empty:
-            signatures.append(
-                _hour_signatures(mine, min_distinct, int(rules.param("tamper.hour_min_points")))
-            )
+            signatures.append(_hour_signatures(mine, min_distinct, min_points))
     if not signatures:
+        return pd.DataFrame(columns=SIGNATURE_COLUMNS)
+    return pd.concat(signatures, ignore_index=True)
+
+
+def _minutes_of(
+    fetch_rows: Callable[[list[str]], pd.DataFrame], device_ids: list[str], rules: ValidationRules
+) -> pd.DataFrame:
+    """The valid minute records of ``device_ids`` (and of no other device) from ``fetch_rows``."""
+    rows = fetch_rows(list(device_ids))
+    if rows is None or rows.empty:
+        return _no_minutes()
+    minutes = minute_values(rows, rules)
+    return minutes[minutes["device_id"].isin(device_ids)]
+
+
+def same_series_pairs(
+    signatures: pd.DataFrame,
+    fetch_rows: Callable[[list[str]], pd.DataFrame],
+    rules: ValidationRules | None = None,
+) -> pd.DataFrame:
+    """Phase 2 of :func:`same_series`: devices whose signatures match for enough channel-hours,
+    judged on the minute rows of just those two (``fetch_rows([a, b])``)."""
+    rules = rules or load_rules()
+    min_hours = int(rules.param("tamper.same_min_hours"))
+    lag_s = float(rules.param("tamper.same_lag_s"))
+    limit = int(rules.param("tamper.max_evidence"))
+    if signatures.empty:
         return _empty()
-    sig = pd.concat(signatures, ignore_index=True)
+    sig = signatures
     shared = sig.merge(sig, on=["code", "hour", "signature"], suffixes=("_a", "_b"))
     shared = shared[shared["device_id_a"] < shared["device_id_b"]]
     records = []
@@ -501,7 +568,7 @@ def same_series(rows: pd.DataFrame, rules: ValidationRules | None = None) -> pd.
         if len(n_hours) < min_hours:
             continue
         keys = set(zip(n_hours["code"], n_hours["hour"], strict=True))
-        pick = minutes[minutes["device_id"].isin([a, b])].assign(
+        pick = _minutes_of(fetch_rows, [a, b], rules).assign(
             hour=lambda f: f["data_time"].dt.floor("h")
         )
         pick = pick[[k in keys for k in zip(pick["code"], pick["hour"], strict=True)]]
@@ -538,6 +605,12 @@ def same_series(rows: pd.DataFrame, rules: ValidationRules | None = None) -> pd.
     return _frame(records)
 
 
+def same_series(rows: pd.DataFrame, rules: ValidationRules | None = None) -> pd.DataFrame:
+    """Two devices sending the same values minute for minute (one copies the other)."""
+    rules = rules or load_rules()
+    return same_series_pairs(same_series_signatures(rows, rules), rows_fetcher(rows), rules)
+
+
 # --- clock jumps -------------------------------------------------------------------------------------
 
 
@@ -546,7 +619,9 @@ def clock_jumps(rows: pd.DataFrame, rules: ValidationRules | None = None) -> pd.
     rules = rules or load_rules()
     jump = float(rules.param("tamper.clock_jump_s"))
     limit = int(rules.param("tamper.max_evidence"))
-    readings = rows.drop_duplicates("reading_id")[
+    # per device (reading ids hash the device id anyway), so that a device's readings are
+    # judged the same whichever devices are read with it
+    readings = rows.drop_duplicates(["device_id", "reading_id"])[
         ["reading_id", "device_id", "cn", "data_time", "received_at"]
     ].copy()
     if readings.empty:
@@ -594,10 +669,29 @@ def _distance_km(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
     return 2 * 6371.0 * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
 
 
-def neighbour(
-    rows: pd.DataFrame, stations: pd.DataFrame, rules: ValidationRules | None = None
+def _neighbour_minutes(minutes: pd.DataFrame, rules: ValidationRules) -> pd.DataFrame:
+    code = str(rules.param("tamper.neighbour_code"))
+    return minutes[(minutes["stream"] == "ambient") & (minutes["code"] == code)]
+
+
+def neighbour_hourly(rows: pd.DataFrame, rules: ValidationRules | None = None) -> pd.DataFrame:
+    """Phase 1 of :func:`neighbour`: the micro-stations' hourly means of the neighbour code
+    (:func:`hourly_means`: per device and hour, so those of groups of devices concatenate into
+    those of all of them)."""
+    rules = rules or load_rules()
+    minutes = _neighbour_minutes(minute_values(rows, rules), rules)
+    return hourly_means(minutes, int(rules.param("tamper.hour_min_points")))
+
+
+def neighbour_episodes(
+    hourly: pd.DataFrame,
+    stations: pd.DataFrame | None,
+    fetch_rows: Callable[[list[str]], pd.DataFrame],
+    rules: ValidationRules | None = None,
 ) -> pd.DataFrame:
-    """Micro-stations departing from their neighbours far beyond the network's usual spread."""
+    """Phase 2 of :func:`neighbour`: the network's z-scores from every station's hourly means,
+    and the reading ids of each hot episode from that station's rows (``fetch_rows([device])``,
+    fetched only for a station with an episode)."""
     rules = rules or load_rules()
     code = str(rules.param("tamper.neighbour_code"))
     radius = float(rules.param("tamper.neighbour_radius_km"))
@@ -607,9 +701,6 @@ def neighbour(
     min_hours = int(rules.param("tamper.neighbour_min_hours"))
     floor = float(rules.param("tamper.neighbour_floor_ug_m3"))
     limit = int(rules.param("tamper.max_evidence"))
-    minutes = minute_values(rows, rules)
-    minutes = minutes[(minutes["stream"] == "ambient") & (minutes["code"] == code)]
-    hourly = hourly_means(minutes, int(rules.param("tamper.hour_min_points")))
     if hourly.empty or stations is None or stations.empty:
         return _empty()
     matrix = hourly.pivot_table(index="hour", columns="device_id", values="mean")
@@ -647,9 +738,12 @@ def neighbour(
         if len(hot) < min_hours:
             continue
         episodes = np.split(hot, np.flatnonzero(np.diff(hours[hot]) > 3 * HOUR) + 1)
+        minutes = None  # the station's rows, fetched at its first episode
         for episode in episodes:
             if len(episode) < min_hours:
                 continue
+            if minutes is None:
+                minutes = _neighbour_minutes(_minutes_of(fetch_rows, [device_id], rules), rules)
             start, end = hours[episode[0]], hours[episode[-1]] + HOUR
             ids = minutes.loc[
                 (minutes["device_id"] == device_id)
@@ -677,7 +771,42 @@ def neighbour(
     return _frame(records)
 
 
+def neighbour(
+    rows: pd.DataFrame, stations: pd.DataFrame | None, rules: ValidationRules | None = None
+) -> pd.DataFrame:
+    """Micro-stations departing from their neighbours far beyond the network's usual spread."""
+    rules = rules or load_rules()
+    return neighbour_episodes(neighbour_hourly(rows, rules), stations, rows_fetcher(rows), rules)
+
+
 # --- all rules -------------------------------------------------------------------------------------------
+
+
+def _per_device(
+    rows: pd.DataFrame, rules: ValidationRules, events: pd.DataFrame | None
+) -> list[pd.DataFrame]:
+    """The rules that judge each device on its own rows alone (so any grouping of devices gives
+    the same records)."""
+    return [
+        flatline(rows, rules),
+        dilution(rows, rules),
+        ratio_step(rows, rules),
+        flag_cluster(rows, rules, events),
+        clock_jumps(rows, rules),
+    ]
+
+
+def _collected(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """The rules' records in one frame sorted by device, rule and window. The sort is stable
+    and its key holds the rule, so the order of the parts only matters within a device and
+    rule, where a rule's own order is kept: hence a chunked scan gives the same frame."""
+    parts = [p for p in parts if not p.empty]
+    if not parts:
+        return _empty()
+    out = pd.concat(parts, ignore_index=True)
+    return out.sort_values(["device_id", "rule", "window_start"], kind="stable").reset_index(
+        drop=True
+    )
 
 
 def detect_all(
@@ -690,22 +819,68 @@ def detect_all(
     """Every rule over ``rows`` (measurements of cems and ambient); ``registry['stations']``
     places the micro-stations. Sorted by device, rule and window."""
     rules = rules or load_rules()
-    parts = [
-        flatline(rows, rules),
-        dilution(rows, rules),
-        ratio_step(rows, rules),
-        flag_cluster(rows, rules, events),
-        same_series(rows, rules),
-        clock_jumps(rows, rules),
-        neighbour(rows, registry.get("stations"), rules),
-    ]
-    parts = [p for p in parts if not p.empty]
-    if not parts:
-        return _empty()
-    out = pd.concat(parts, ignore_index=True)
-    return out.sort_values(["device_id", "rule", "window_start"], kind="stable").reset_index(
-        drop=True
+    return _collected(
+        [
+            *_per_device(rows, rules, events),
+            same_series(rows, rules),
+            neighbour(rows, registry.get("stations"), rules),
+        ]
     )
+
+
+def detect_chunked(
+    fetch_rows: Callable[[list[str]], pd.DataFrame],
+    device_groups: Iterable[list[str]],
+    registry: dict[str, pd.DataFrame],
+    *,
+    events: pd.DataFrame | None = None,
+    rules: ValidationRules | None = None,
+) -> pd.DataFrame:
+    """:func:`detect_all` over the concatenation of ``fetch_rows(group)`` for each of
+    ``device_groups``, holding one group's rows at a time (the district's week does not fit in
+    memory at once). Returns exactly what ``detect_all`` returns on that concatenation.
+
+    ``fetch_rows(device_ids)`` returns the rows (``detect_all``'s columns) of those devices, each
+    device's rows in the same order whichever devices it is asked with. Each group is judged by
+    the per-device rules; the two cross-device rules keep a small summary per group (the hour
+    signatures of ``same_series``, the hourly means of ``neighbour``) and, once every group is
+    seen, fetch the rows of just the devices they name (a matched pair; a station with a hot
+    episode). A device may be in one group only."""
+    rules = rules or load_rules()
+    parts: list[pd.DataFrame] = []
+    signatures: list[pd.DataFrame] = []
+    hourly: list[pd.DataFrame] = []
+    seen: set[str] = set()
+    for group in device_groups:
+        ids = [str(d) for d in group]
+        again = seen.intersection(ids)
+        if again or len(set(ids)) < len(ids):
+            raise ValueError(f"a device is in more than one group: {sorted(again) or ids}")
+        seen.update(ids)
+        if not ids:
+            continue
+        rows = fetch_rows(ids)
+        if rows is None or rows.empty:
+            continue
+        mine = rows["device_id"].astype("str").isin(ids).to_numpy()
+        if not mine.all():  # a fetch that returns more than asked: the others have their group
+            rows = rows[mine]
+        parts.extend(_per_device(rows, rules, events))
+        signatures.append(same_series_signatures(rows, rules))
+        hourly.append(neighbour_hourly(rows, rules))
+        del rows
+    signatures = [s for s in signatures if not s.empty]
+    hourly = [h for h in hourly if not h.empty]
+    all_signatures = (
+        pd.concat(signatures, ignore_index=True)
+        if signatures
+        else pd.DataFrame(columns=SIGNATURE_COLUMNS)
+    )
+    parts.append(same_series_pairs(all_signatures, fetch_rows, rules))
+    if hourly:
+        all_hourly = pd.concat(hourly, ignore_index=True)
+        parts.append(neighbour_episodes(all_hourly, registry.get("stations"), fetch_rows, rules))
+    return _collected(parts)
 
 
 # --- per device: who is suspected, and rates against a known truth ---------------------------------

@@ -541,6 +541,19 @@ def _wire_truth(scenario: Scenario, truth: Truth) -> None:
         }
 
 
+def cems_exceedances(scenario: Scenario) -> list[dict[str, Any]]:
+    """Only the CEMS exceedances of the truth: what the bureau's simulated case files need,
+    without generating every micro-station's frames (minutes at district scale)."""
+    truth = Truth(
+        seed=scenario.seed,
+        scale=scenario.scale,
+        start=scenario.start.isoformat(),
+        days=scenario.days,
+    )
+    _cems_truth(scenario, truth)
+    return truth.exceedances
+
+
 def compute_truth(scenario: Scenario) -> Truth:
     """The truth of ``scenario`` (generates every device's frames once)."""
     truth = Truth(
