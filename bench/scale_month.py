@@ -10,7 +10,10 @@ DAGs call, in the DAGs' order:
     cems rules, daily rules → monthly rules → report (xlsx, PDF, HTML)
 
 Each stage is timed and its peak RSS taken (VmHWM of this process, reset before each stage
-through ``/proc/self/clear_refs``; children's peak from ``getrusage(RUSAGE_CHILDREN)``). Airflow's
+through ``/proc/self/clear_refs`` after the freed heap is handed back with ``malloc_trim``, as a
+DAG task would start in a fresh process; children's peak from ``getrusage(RUSAGE_CHILDREN)``).
+Landing decodes the devices in one worker process per core (the landing index takes one writer at
+a time); it is the field's work, not the pipeline's, and its peak is the workers'. Airflow's
 own cost per task (a task process, a few seconds) is not in these figures: the steps are called
 directly, as the pipeline tests do.
 

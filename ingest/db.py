@@ -37,7 +37,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 metadata = MetaData()
 
@@ -350,15 +350,28 @@ def dispose_engine(url: str) -> None:
         engine.dispose()
 
 
+_SCHEMA_ATTEMPTS = 5
+
+
 def ensure_schema(url: str) -> Engine:
     """Create the tables if missing (idempotent, safe when replicas start at the same time)."""
     engine = get_engine(url)
     if url in _SCHEMA_READY:
         return engine
-    with engine.begin() as conn:
-        if engine.dialect.name == "postgresql":
-            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_SCHEMA_LOCK})
-        metadata.create_all(conn, checkfirst=True)
+    for attempt in range(_SCHEMA_ATTEMPTS):
+        try:
+            with engine.begin() as conn:
+                if engine.dialect.name == "postgresql":
+                    conn.execute(
+                        text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_SCHEMA_LOCK}
+                    )
+                metadata.create_all(conn, checkfirst=True)
+            break
+        except OperationalError as exc:
+            # SQLite has no advisory lock: two processes opening a new index both find a table
+            # missing and one loses the race to create it; the next look finds it there
+            if "already exists" not in str(exc) or attempt == _SCHEMA_ATTEMPTS - 1:
+                raise
     _SCHEMA_READY.add(url)
     return engine
 

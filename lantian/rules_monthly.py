@@ -753,11 +753,6 @@ def _device_column(frame: pd.DataFrame) -> pd.Series:
     return frame["device_id"].astype("str").where(frame["device_id"].notna())
 
 
-def _quarantine_by_device(wh: Any) -> bool:
-    """Whether the quarantine table has a device column to read a group of devices by."""
-    return "device_id" in wh.table("quarantine").c
-
-
 def quarantined_rows(
     wh: Any, day: str, stream: str, device_ids: list[str] | None = None
 ) -> pd.DataFrame:
@@ -765,10 +760,8 @@ def quarantined_rows(
     False), only those of ``device_ids`` when given. The quarantine table keeps each row as
     JSON: only the lines that mention one of the devices are parsed (then kept if their
     ``device_id`` is one of them), so a group's read never parses the whole partition."""
-    where: dict[str, Any] = {}
-    if device_ids is not None and _quarantine_by_device(wh):
-        where["device_ids"] = device_ids
-    texts = wh.read_columns("quarantine", ["row_json"], day=day, stream=stream, **where)
+    # the quarantine keeps the row as received, device included, as JSON text only
+    texts = wh.read_columns("quarantine", ["row_json"], day=day, stream=stream)
     if device_ids is not None and len(texts):
         pattern = "|".join(re.escape(d) for d in device_ids) or r"(?!)"
         texts = texts[texts["row_json"].fillna("").str.contains(pattern, regex=True).to_numpy()]
@@ -807,17 +800,12 @@ def window_devices(wh: Any, days: list[str]) -> list[str]:
     devices: list[str] = []
     for stream in ("cems", "ambient"):
         found = {str(d) for d in wh.distinct("measurements", "device_id", days=days, stream=stream)}
-        if _quarantine_by_device(wh):
-            found.update(
-                str(d) for d in wh.distinct("quarantine", "device_id", days=days, stream=stream)
-            )
-        else:
-            for day in days:  # one partition's text at a time
-                texts = wh.read_columns("quarantine", ["row_json"], day=day, stream=stream)
-                for text in texts["row_json"].dropna():
-                    device = json.loads(text).get("device_id")
-                    if device is not None:
-                        found.add(str(device))
+        for day in days:  # one partition's quarantine text at a time
+            texts = wh.read_columns("quarantine", ["row_json"], day=day, stream=stream)
+            for text in texts["row_json"].dropna():
+                device = json.loads(text).get("device_id")
+                if device is not None:
+                    found.add(str(device))
         devices.extend(sorted(found - set(devices)))
     return devices
 
