@@ -125,10 +125,16 @@ class ValidationContext:
         return self._sites[folder]
 
     def forget_results(self) -> None:
-        """Drop stored validation results: the in-memory store would otherwise grow per run."""
+        """Drop stored validation results and the batches GX keeps: the in-memory store would
+        otherwise grow per run, and the execution engine's batch cache holds the last frames
+        validated (gigabytes for a district day) until the next run replaces them."""
         store = self.gx.validation_results_store
         for key in store.list_keys():
             store.remove_key(key)
+        engine = getattr(self._source, "_execution_engine", None)
+        if engine is not None:
+            engine.batch_manager.reset_batch_cache()
+            engine.batch_manager.batch_data_cache.clear()  # the frames themselves
 
 
 def _no_batch_fingerprint() -> None:

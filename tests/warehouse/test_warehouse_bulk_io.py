@@ -3,8 +3,6 @@ own per-row path does, on SQLite and on PostgreSQL, for every kind of column."""
 
 from __future__ import annotations
 
-import uuid
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -12,8 +10,6 @@ import sqlalchemy as sa
 
 from enforcement import warehouse as warehouse_module
 from enforcement.warehouse import Warehouse
-
-PG_SERVER = "postgresql://postgres@127.0.0.1:5432"
 
 
 def measurement_rows(n: int) -> pd.DataFrame:
@@ -110,24 +106,3 @@ def test_device_filter_on_a_table_without_devices_is_refused(tmp_path):
     wh = Warehouse(f"sqlite:///{tmp_path / 'w.sqlite'}")
     with pytest.raises(KeyError, match="quarantine.*device_id"):
         wh.read("quarantine", device_ids=["D1"])
-
-
-@pytest.mark.distributed
-def test_bulk_write_and_chunked_read_match_sqlalchemy_on_postgresql(monkeypatch):
-    from lantian.distributed import check_postgres
-
-    problem = check_postgres(PG_SERVER)
-    if problem:
-        pytest.fail(f"PostgreSQL is needed for this test: {problem}")
-    name = f"lantian_bulk_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        wh = Warehouse(f"{PG_SERVER}/{name}")
-        check_same(wh, monkeypatch)
-        wh.engine.dispose()
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
