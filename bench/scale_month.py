@@ -62,9 +62,9 @@ START = date(2017, 12, 1)
 MONTH = "2017-12"
 MONTH_DAYS = 31
 SCALE = "district"
-#: Days measured by default. On this shared 2-core host (load average about 6) one district day
-#: took 1.2 min to simulate and 10.5 min to land before any validation, so a whole month runs
-#: for hours: it is one flag away (--full-month) instead. See bench/README.md for the figures.
+#: Days measured by default. A district day is about 2.5 min to land (two processes) and 4 min
+#: through the pipeline on this shared 2-core host, so a whole month runs for hours: it is one
+#: flag away (--full-month) instead. See bench/README.md for the figures.
 DEFAULT_DAYS = 1
 STREAMS = ("cems", "ambient", "vapor", "rsd")
 #: Day of the Celery comparison; the demo district keeps both runs within a few minutes.
