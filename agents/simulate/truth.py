@@ -544,24 +544,23 @@ def _wire_truth(scenario: Scenario, truth: Truth) -> None:
 def cems_exceedances(scenario: Scenario) -> list[dict[str, Any]]:
     """Only the CEMS exceedances of the truth: what the bureau's simulated case files need,
     without generating every micro-station's frames (minutes at district scale)."""
-    truth = Truth(
-        seed=scenario.seed,
-        scale=scenario.scale,
-        start=scenario.start.isoformat(),
-        days=scenario.days,
-    )
+    truth = _blank_truth(scenario)
     _cems_truth(scenario, truth)
     return truth.exceedances
 
 
-def compute_truth(scenario: Scenario) -> Truth:
-    """The truth of ``scenario`` (generates every device's frames once)."""
-    truth = Truth(
+def _blank_truth(scenario: Scenario) -> Truth:
+    return Truth(
         seed=scenario.seed,
         scale=scenario.scale,
         start=scenario.start.isoformat(),
         days=scenario.days,
     )
+
+
+def compute_truth(scenario: Scenario) -> Truth:
+    """The truth of ``scenario`` (generates every device's frames once)."""
+    truth = _blank_truth(scenario)
     _cems_truth(scenario, truth)
     _ambient_truth(scenario, truth)
     _vapor_truth(scenario, truth)

@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 
 from tests.validation.test_validation_tamper import (
+    DILUTED,
     EVENT_HOURS,
     START,
     _flagged_device,
-    _hours,
     _load_cycle,
     _network,
     _stations,
@@ -60,14 +60,7 @@ def planted() -> tuple[pd.DataFrame, dict[str, pd.DataFrame], pd.DataFrame]:
         v[60:130] = 12.34
         return v
 
-    diluted = {
-        "a19001": lambda v: _hours(v, 10, 13, lambda x: x + 7.5),
-        "a21026": lambda v: _hours(v, 10, 13, lambda x: x * 0.35),
-        "a21002": lambda v: _hours(v, 10, 13, lambda x: x * 0.35),
-        "a34013": lambda v: _hours(v, 10, 13, lambda x: x * 0.35),
-        "a01012": lambda v: _hours(v, 10, 13, lambda x: x - 20),
-        "a01011": lambda v: _hours(v, 10, 13, lambda x: x * 1.5),
-    }
+    diluted = DILUTED
     # a stack without flue temperature or velocity channels, diluted the same way: judged on
     # O2 and concentrations alone, whichever stacks are read with it
     no_flue = stack(rng, 24, "CEMS005", **diluted)

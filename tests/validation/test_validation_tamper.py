@@ -123,16 +123,20 @@ def _hours(v, first: int, last: int, f) -> np.ndarray:
     return v
 
 
+#: a stack diluted 10:00-13:00: O2 up, concentrations down, the flue cooler and faster
+DILUTED = {
+    "a19001": lambda v: _hours(v, 10, 13, lambda x: x + 7.5),
+    "a21026": lambda v: _hours(v, 10, 13, lambda x: x * 0.35),
+    "a21002": lambda v: _hours(v, 10, 13, lambda x: x * 0.35),
+    "a34013": lambda v: _hours(v, 10, 13, lambda x: x * 0.35),
+    "a01012": lambda v: _hours(v, 10, 13, lambda x: x - 20),
+    "a01011": lambda v: _hours(v, 10, 13, lambda x: x * 1.5),
+}
+
+
 def test_dilution_found(rules):
     rng = np.random.default_rng(3)
-    diluted = {
-        "a19001": lambda v: _hours(v, 10, 13, lambda x: x + 7.5),
-        "a21026": lambda v: _hours(v, 10, 13, lambda x: x * 0.35),
-        "a21002": lambda v: _hours(v, 10, 13, lambda x: x * 0.35),
-        "a34013": lambda v: _hours(v, 10, 13, lambda x: x * 0.35),
-        "a01012": lambda v: _hours(v, 10, 13, lambda x: x - 20),
-        "a01011": lambda v: _hours(v, 10, 13, lambda x: x * 1.5),
-    }
+    diluted = DILUTED
     found = tamper.dilution(stack(rng, 24, **diluted), rules)
     assert len(found) == 1
     hit = found.iloc[0]
