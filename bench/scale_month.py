@@ -291,7 +291,7 @@ def embedded_month(
     stages = Stages(progress=progress)
     info: dict[str, Any] = {"days": days, "scale": scale}
     with lantian_home(home):
-        progress(f"[simulate] {scale} district, {days} day(s) from {START}, seed {SEED}")
+        progress(f"[simulate] {scale} scale, {days} day(s) from {START}, seed {SEED}")
         with stages.stage("simulate", "scenario, registry and bureau files"):
             scenario = build_scenario(seed=SEED, start=START, days=days, scale=scale)
             scenario.write_registry(settings.registry_dir())
@@ -326,7 +326,7 @@ def month_estimate(stages: Stages, days: int, month_days: int = MONTH_DAYS) -> d
 def embedded_rows(stages: Stages, info: dict[str, Any]) -> list[dict[str, Any]]:
     days, scale = info["days"], info["scale"]
     full = days >= MONTH_DAYS
-    where = f"{scale} district ({info['devices']} devices)"
+    where = f"{scale} scale ({info['devices']} devices)"
     rows = []
     for s in stages.stages.values():
         per = (
