@@ -15,6 +15,7 @@ import contextlib
 import fcntl
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -350,7 +351,8 @@ def dispose_engine(url: str) -> None:
         engine.dispose()
 
 
-_SCHEMA_ATTEMPTS = 5
+_SCHEMA_ATTEMPTS = 10
+_SCHEMA_RETRY_S = 0.05
 
 
 def ensure_schema(url: str) -> Engine:
@@ -368,10 +370,13 @@ def ensure_schema(url: str) -> Engine:
                 metadata.create_all(conn, checkfirst=True)
             break
         except OperationalError as exc:
-            # SQLite has no advisory lock: two processes opening a new index both find a table
-            # missing and one loses the race to create it; the next look finds it there
-            if "already exists" not in str(exc) or attempt == _SCHEMA_ATTEMPTS - 1:
+            # SQLite has no advisory lock: processes opening a new index at once both find a
+            # table missing and one loses the race to create it, or SQLite refuses a lock
+            # upgrade at once (no busy wait: it would deadlock); the next look finds it there
+            lost = "already exists" in str(exc) or "database is locked" in str(exc)
+            if not lost or attempt == _SCHEMA_ATTEMPTS - 1:
                 raise
+            time.sleep(_SCHEMA_RETRY_S * (attempt + 1))
     _SCHEMA_READY.add(url)
     return engine
 

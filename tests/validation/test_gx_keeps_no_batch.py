@@ -18,7 +18,10 @@ def frames_of_length(n_rows: int, n_columns_min: int = 3) -> int:
     return sum(
         1
         for obj in gc.get_objects()
-        if isinstance(obj, pd.DataFrame) and len(obj) == n_rows and obj.shape[1] >= n_columns_min
+        # type(), not isinstance(): some live objects are lazy proxies whose __class__ imports
+        if issubclass(type(obj), pd.DataFrame)
+        and len(obj) == n_rows
+        and obj.shape[1] >= n_columns_min
     )
 
 
