@@ -183,14 +183,9 @@ class Stages:
 @contextlib.contextmanager
 def lantian_home(home: Path) -> Iterator[None]:
     """Point the settings at ``home`` (and nowhere else) for the steps called inside."""
-    names = [
-        "LANTIAN_HOME",
-        "LANTIAN_WAREHOUSE_URL",
-        "LANTIAN_LANDING_INDEX_URL",
-        "LANTIAN_LANDING_DIR",
-        "LANTIAN_REGISTRY_DIR",
-        "LANTIAN_OUT_DIR",
-    ]
+    from lantian.settings import PLACE_OVERRIDES
+
+    names = ["LANTIAN_HOME", *PLACE_OVERRIDES]
     saved = {n: os.environ.get(n) for n in names}
     for n in names[1:]:
         os.environ.pop(n, None)

@@ -753,7 +753,7 @@ def _device_column(frame: pd.DataFrame) -> pd.Series:
     return frame["device_id"].astype("str").where(frame["device_id"].notna())
 
 
-def quarantined_rows(
+def window_quarantined_rows(
     wh: Any, day: str, stream: str, device_ids: list[str] | None = None
 ) -> pd.DataFrame:
     """One partition's quarantined measurement rows (the tamper rules' columns, ``valid``
@@ -785,7 +785,7 @@ def window_rows(wh: Any, days: list[str], device_ids: list[str] | None = None) -
                     "measurements", TAMPER_COLUMNS, day=day, stream=stream, device_ids=wanted
                 )
             )
-            parts.append(quarantined_rows(wh, day, stream, wanted))
+            parts.append(window_quarantined_rows(wh, day, stream, wanted))
     parts = [p for p in parts if len(p)]
     if not parts:
         return pd.DataFrame()

@@ -10,6 +10,16 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+#: The variables that point one place elsewhere than under ``LANTIAN_HOME``: a run meant to stay
+#: inside a home of its own (a test, a benchmark) unsets them.
+PLACE_OVERRIDES = (
+    "LANTIAN_WAREHOUSE_URL",
+    "LANTIAN_LANDING_INDEX_URL",
+    "LANTIAN_LANDING_DIR",
+    "LANTIAN_REGISTRY_DIR",
+    "LANTIAN_OUT_DIR",
+)
+
 
 def home() -> Path:
     return Path(os.environ.get("LANTIAN_HOME", "var")).resolve()

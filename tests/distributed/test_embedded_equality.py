@@ -38,6 +38,7 @@ import sqlalchemy as sa
 from dist_support import write_registry
 
 from lantian.distributed import Cluster
+from lantian.settings import PLACE_OVERRIDES
 
 pytestmark = [pytest.mark.distributed, pytest.mark.slow]
 
@@ -53,14 +54,6 @@ IGNORED = {
     "validation_results": {"run_id"},
     "derived_meta": {"run_id", "built_at"},
 }
-#: settings that would point the embedded run elsewhere than its own home
-OVERRIDES = (
-    "LANTIAN_WAREHOUSE_URL",
-    "LANTIAN_LANDING_INDEX_URL",
-    "LANTIAN_LANDING_DIR",
-    "LANTIAN_REGISTRY_DIR",
-    "LANTIAN_OUT_DIR",
-)
 
 
 def _canonical(value: Any) -> Any:
@@ -153,7 +146,7 @@ def _embedded_env(home: Path) -> dict[str, str]:
     """The embedded mode's Airflow environment for ``home`` (nothing of the cluster's)."""
     from lantian.airflow_local import airflow_env
 
-    saved = {n: os.environ.pop(n, None) for n in ("LANTIAN_HOME", *OVERRIDES)}
+    saved = {n: os.environ.pop(n, None) for n in ("LANTIAN_HOME", *PLACE_OVERRIDES)}
     os.environ["LANTIAN_HOME"] = str(home)
     try:
         env = airflow_env(home / "airflow")
@@ -162,7 +155,7 @@ def _embedded_env(home: Path) -> dict[str, str]:
         for n, v in saved.items():
             if v is not None:
                 os.environ[n] = v
-    for name in OVERRIDES:
+    for name in PLACE_OVERRIDES:
         env.pop(name, None)
     return {k: v for k, v in env.items() if not k.startswith("AIRFLOW__CELERY")}
 

@@ -30,34 +30,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.pipeline.conftest import PipelineRun, lantian_home
+from tests.pipeline.conftest import PipelineRun, lantian_home, run_days
 
 SEED = 2017
 START = date(2017, 12, 1)
 N_DAYS = 31
 MONTH = "2017-12"
 DAYS = tuple((START + timedelta(days=i)).isoformat() for i in range(N_DAYS))
-STREAMS = ("cems", "ambient", "vapor", "rsd")
-
-
-def run_month_days(run: PipelineRun) -> None:
-    """Validation, CEMS rules and the daily rules of each day, in the DAG's order."""
-    from lantian import pipeline, rules_daily
-    from validation.run import CriticalValidationError
-
-    for day in DAYS:
-        for stream in STREAMS:
-            try:
-                run.validated[(stream, day)] = pipeline.validate_day(
-                    stream, day, run_id="month", docs=False
-                )
-            except CriticalValidationError as exc:
-                # the partition is stored before the check raises; the DAG task would fail here
-                run.critical[(stream, day)] = str(exc)
-        run.steps[f"cems {day}"] = pipeline.cems_day(day)
-        for step in (rules_daily.ambient_day, rules_daily.vapor_day, rules_daily.rsd_day):
-            run.steps[f"{step.__name__} {day}"] = step(day, run_id="month")
-        run.steps[f"transmission_day {day}"] = rules_daily.transmission_day(day, run_id="month")
 
 
 @pytest.fixture(scope="session")
@@ -106,7 +85,7 @@ def month_run(month_scenario, tmp_path_factory) -> PipelineRun:
         run.steps["bureau_truth"] = bureau
         lap("land")
         run.steps["registry"] = pipeline.sync_registry()
-        run_month_days(run)
+        run_days(DAYS, run, "month", docs=False)
         lap("daily")
         run.steps["monthly"] = monthly_rules(MONTH, run_id="month")
         lap("monthly")

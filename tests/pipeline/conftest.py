@@ -18,18 +18,12 @@ from typing import Any
 
 import pytest
 
+from lantian.settings import PLACE_OVERRIDES
+
 START = date(2017, 12, 1)
 DAYS = ("2017-12-01", "2017-12-02")
 MONTH = "2017-12"
 STREAMS = ("cems", "ambient", "vapor", "rsd")
-#: settings that would send the steps somewhere else than the temporary home
-OVERRIDES = (
-    "LANTIAN_WAREHOUSE_URL",
-    "LANTIAN_LANDING_INDEX_URL",
-    "LANTIAN_LANDING_DIR",
-    "LANTIAN_REGISTRY_DIR",
-    "LANTIAN_OUT_DIR",
-)
 
 
 @contextlib.contextmanager
@@ -37,7 +31,7 @@ def lantian_home(home: Path) -> Iterator[None]:
     """``LANTIAN_HOME`` pointed at ``home`` for the steps called inside (restored after)."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("LANTIAN_HOME", str(home))
-        for name in OVERRIDES:
+        for name in PLACE_OVERRIDES:
             mp.delenv(name, raising=False)
         yield
 
@@ -64,7 +58,9 @@ class PipelineRun:
         return self.warehouse.read_derived(name, part)
 
 
-def run_days(days: tuple[str, ...], run: PipelineRun) -> None:
+def run_days(
+    days: tuple[str, ...], run: PipelineRun, run_id: str = "test", *, docs: bool = True
+) -> None:
     """Validation, CEMS rules and the daily rules of each day, in the DAG's order."""
     from lantian import pipeline, rules_daily
     from validation.run import CriticalValidationError
@@ -72,14 +68,16 @@ def run_days(days: tuple[str, ...], run: PipelineRun) -> None:
     for day in days:
         for stream in STREAMS:
             try:
-                run.validated[(stream, day)] = pipeline.validate_day(stream, day, run_id="test")
+                run.validated[(stream, day)] = pipeline.validate_day(
+                    stream, day, run_id=run_id, docs=docs
+                )
             except CriticalValidationError as exc:
                 # the partition is stored before the check raises; the DAG task would fail here
                 run.critical[(stream, day)] = str(exc)
         run.steps[f"cems {day}"] = pipeline.cems_day(day)
         for step in (rules_daily.ambient_day, rules_daily.vapor_day, rules_daily.rsd_day):
-            run.steps[f"{step.__name__} {day}"] = step(day, run_id="test")
-        run.steps[f"transmission_day {day}"] = rules_daily.transmission_day(day, run_id="test")
+            run.steps[f"{step.__name__} {day}"] = step(day, run_id=run_id)
+        run.steps[f"transmission_day {day}"] = rules_daily.transmission_day(day, run_id=run_id)
 
 
 @pytest.fixture(scope="session")
